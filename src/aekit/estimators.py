@@ -1,0 +1,462 @@
+"""scikit-learn estimators over the composed model: Autoencoder, ConvAutoencoder, VAE, presets.
+
+    est = aekit.Autoencoder(n_components=30, hidden_layer_sizes=(256,)).fit(X)
+    H = est.transform(X); X_hat = est.inverse_transform(H); s = est.score_samples(X)
+
+Every estimator builds an :class:`aekit.model.AutoencoderModel` with :func:`build_model` in
+``fit`` and trains it with :func:`aekit.train.train`. The named variants
+(DenoisingAutoencoder, SparseAutoencoder, ContractiveAutoencoder) are :class:`Autoencoder`
+with other defaults, not other code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+
+import numpy as np
+import torch
+
+from ._validation import (check_array, check_choice, check_fraction, check_nonnegative, check_positive_int,
+                          check_random_state)
+from .base import AekitEstimator
+from .model import build_model
+from .parts.codes import gaussian_kl
+from .parts.losses import resolve_loss
+from .train import TrainConfig, resolve_device, train
+
+_CHUNK = 4096  # rows per forward pass at inference time
+
+
+class _NeuralEstimator(AekitEstimator):
+    """Shared machinery: validation, fit, chunked inference, save state."""
+
+    _image_input = False  # accept (n, H, W) / (n, C, H, W) arrays
+
+    # -- subclass hooks --------------------------------------------------------------------
+    def _model_settings(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _prepare_shape(self, X: np.ndarray) -> None:
+        """Set shape-dependent fitted attributes (image_shape_) from the training data."""
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _check_params(self):
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch_size")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate!r}.")
+        check_fraction(self.validation_fraction, "validation_fraction")
+        check_positive_int(self.patience, "patience")
+        check_choice(self.loss, "loss", {"auto", "mse", "bce"})
+        check_choice(self.optimizer, "optimizer", {"adam", "sgd"})
+        if self.early_stopping and not self.validation_fraction:
+            raise ValueError("early_stopping=True needs a validation split: set validation_fraction > 0 (e.g. 0.1).")
+
+    def _train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
+            learning_rate=float(self.learning_rate), momentum=self.momentum, lr_schedule=self.lr_schedule,
+            validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
+            patience=self.patience, tol=self.tol, seed=seed, device=self.device, verbose=self.verbose,
+            checkpoint_path=self.checkpoint_path,
+        )
+
+    def _build(self):
+        settings = self._model_settings()
+        settings.update(n_components=self.n_components, loss=self.loss_, value_range=self.value_range_)
+        return build_model(self.n_features_in_, **settings)
+
+    def fit(self, X, y=None, *, X_val=None, resume: bool = False):
+        """Train on the rows of X (labels y are ignored). ``X_val`` overrides the validation
+        split; ``resume=True`` continues from ``checkpoint_path`` when it exists."""
+        self._check_params()
+        X = self._validate_fit_input(X, allow_image=self._image_input)
+        self._prepare_shape(X)
+        X2 = X.reshape(X.shape[0], -1)
+        self.value_range_ = (float(X2.min()), float(X2.max()))
+        self.loss_ = resolve_loss(self.loss, self.value_range_)
+        if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
+            raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
+        self.n_components_ = int(self.n_components)
+        seed = check_random_state(self.random_state)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model_ = self._build()
+        Xv = None
+        if X_val is not None:
+            Xv = check_array(X_val, name="X_val", allow_image=self._image_input)
+            if int(np.prod(Xv.shape[1:])) != self.n_features_in_:
+                raise ValueError(f"X_val has {int(np.prod(Xv.shape[1:]))} features, X has {self.n_features_in_}.")
+            Xv = torch.from_numpy(Xv.reshape(Xv.shape[0], -1))
+        t0 = time.perf_counter()
+        self.history_ = train(self.model_, torch.from_numpy(X2), self._train_config(seed), X_val=Xv, resume=resume)
+        self.training_time_ = time.perf_counter() - t0
+        self.n_iter_ = len(self.history_)
+        self.model_.eval()
+        return self
+
+    # -- inference -------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.model_.parameters()).device
+
+    def _map(self, fn, A: np.ndarray) -> np.ndarray:
+        """Apply a torch function to the rows of A in chunks, in inference mode."""
+        self.model_.eval()
+        device = self._device()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, A.shape[0], _CHUNK):
+                out.append(fn(torch.from_numpy(A[i:i + _CHUNK]).to(device)).cpu().numpy())
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def _rows(self, X) -> np.ndarray:
+        X = self._validate_input(X, allow_image=self._image_input)
+        return X.reshape(X.shape[0], -1)
+
+    def transform(self, X) -> np.ndarray:
+        """The code of each row: h = f(x) (μ for a VAE); shape (n, n_components)."""
+        return self._map(self.model_.encode_mean, self._rows(X))
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        """x̂ = g(z) for each code row, in data space; shape (n, n_features_in_)."""
+        return self._map(self.model_.decode, self._validate_codes(Z))
+
+    def reconstruct(self, X) -> np.ndarray:
+        """x̂ = g(f(x)) in one pass."""
+        return self._map(self.model_.reconstruct, self._rows(X))
+
+    def reconstruction_error(self, X) -> np.ndarray:
+        """L(x, g(f(x))) per row: squared error or cross-entropy, summed over features."""
+        model = self.model_
+        return self._map(lambda x: model.loss(model.decoder(model.encode_mean(x)), x), self._rows(X))
+
+    def score_samples(self, X) -> np.ndarray:
+        """Negative reconstruction error per row (higher = more typical)."""
+        return -self.reconstruction_error(X)
+
+    # -- save protocol ---------------------------------------------------------------------
+    def _get_state(self):
+        arrays = {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+        meta = {k: getattr(self, k) for k in self._fitted_meta() if hasattr(self, k)}
+        return arrays, meta
+
+    def _fitted_meta(self):
+        return ["n_features_in_", "n_components_", "loss_", "value_range_", "history_", "n_iter_",
+                "training_time_", "image_shape_"]
+
+    def _set_state(self, arrays, meta):
+        for k, v in meta.items():
+            setattr(self, k, tuple(v) if k in ("value_range_", "image_shape_") and v is not None else v)
+        self.model_ = self._build()
+        self.model_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        self.model_.to(resolve_device(self.device)).eval()
+
+
+class Autoencoder(_NeuralEstimator):
+    """An MLP autoencoder: x → hidden_layer_sizes → n_components → mirror → x̂.
+
+    loss = L(x, g(f(C(x)))) + l1·Σ|h| + sparsity_weight·Σ KL(ρ‖ρ̂) + contractive·‖J_f‖²_F
+           + weight_decay·Σ‖W‖²
+
+    Parameters
+    ----------
+    n_components : code size k (as in PCA).
+    hidden_layer_sizes : encoder hidden sizes; the decoder mirrors them. () = one layer.
+    activation : 'relu', 'sigmoid', 'tanh' or 'linear' for hidden layers.
+    code_activation : activation of the code layer ('sigmoid' for KL sparsity).
+    tied : decoder uses the encoder's weights transposed.
+    loss : 'mse' (squared error), 'bce' (sigmoid + cross-entropy, data in [0, 1]) or 'auto'
+        ('bce' when the training data lie in [0, 1]).
+    noise, noise_level : corruption for denoising: None, 'gaussian' (σ), 'masking' (p),
+        'salt-and-pepper' (p).
+    l1, sparsity_weight, sparsity_target, contractive, contractive_method, weight_decay :
+        penalty weights (0 = off); see :mod:`aekit.parts.penalties`.
+    optimizer, learning_rate, momentum, lr_schedule, epochs, batch_size,
+    validation_fraction, early_stopping, patience, tol : training (see :mod:`aekit.train`).
+    random_state : seed; the same seed gives the same model.
+    device : 'cpu', 'cuda', 'mps' or 'auto'.
+    checkpoint_path : write a resumable checkpoint there after each epoch.
+
+    Losses are summed over features and averaged over examples.
+    """
+
+    def __init__(self, n_components=32, *, hidden_layer_sizes=(256,), activation="relu",
+                 code_activation="linear", tied=False, loss="auto", noise=None, noise_level=0.1,
+                 l1=0.0, sparsity_weight=0.0, sparsity_target=0.05, contractive=0.0,
+                 contractive_method="auto", weight_decay=0.0, optimizer="adam", learning_rate=1e-3,
+                 momentum=0.9, lr_schedule=None, epochs=50, batch_size=128, validation_fraction=0.0,
+                 early_stopping=False, patience=10, tol=1e-4, random_state=None, device="cpu",
+                 verbose=False, checkpoint_path=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.code_activation = code_activation
+        self.tied = tied
+        self.loss = loss
+        self.noise = noise
+        self.noise_level = noise_level
+        self.l1 = l1
+        self.sparsity_weight = sparsity_weight
+        self.sparsity_target = sparsity_target
+        self.contractive = contractive
+        self.contractive_method = contractive_method
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.lr_schedule = lr_schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.checkpoint_path = checkpoint_path
+
+    def _check_params(self):
+        super()._check_params()
+        for name in ("noise_level", "l1", "sparsity_weight", "contractive", "weight_decay"):
+            check_nonnegative(getattr(self, name), name)
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, (int, np.integer)):
+            sizes = (sizes,)
+        try:
+            [check_positive_int(s, "hidden_layer_sizes entries") for s in sizes]
+        except TypeError:
+            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers; got {self.hidden_layer_sizes!r}.") from None
+
+    def _model_settings(self):
+        sizes = self.hidden_layer_sizes
+        return dict(
+            hidden_layer_sizes=(sizes,) if isinstance(sizes, (int, np.integer)) else tuple(sizes),
+            activation=self.activation, code_activation=self.code_activation, tied=self.tied,
+            noise=self.noise, noise_level=self.noise_level, l1=self.l1,
+            sparsity_weight=self.sparsity_weight, sparsity_target=self.sparsity_target,
+            contractive=self.contractive, contractive_method=self.contractive_method,
+            weight_decay=self.weight_decay,
+        )
+
+
+def _image_shape_from(X: np.ndarray, image_shape) -> tuple[int, int, int]:
+    """(C, H, W) from an explicit image_shape, a 3-D/4-D array, or a square row length."""
+    d = int(np.prod(X.shape[1:]))
+    if image_shape is not None:
+        shape = tuple(int(s) for s in image_shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3 or math.prod(shape) != d:
+            raise ValueError(f"image_shape {image_shape!r} does not match rows of {d} values.")
+        return shape
+    if X.ndim == 4:
+        return tuple(int(s) for s in X.shape[1:])
+    if X.ndim == 3:
+        return (1, int(X.shape[1]), int(X.shape[2]))
+    for c in (1, 3):
+        side = math.isqrt(d // c)
+        if d % c == 0 and side * side * c == d:
+            return (c, side, side)
+    raise ValueError(f"cannot tell the image shape of rows with {d} values; pass image_shape=(C, H, W).")
+
+
+class ConvAutoencoder(_NeuralEstimator):
+    """A convolutional autoencoder for images (C, H, W).
+
+    Encoder: 4×4 stride-2 convolutions with ``conv_channels`` filters (each halves H and W),
+    then a linear code layer; the decoder mirrors it with transposed convolutions.
+    Input rows are flattened images (give ``image_shape``), or arrays (n, H, W) / (n, C, H, W).
+    Outputs (inverse_transform, reconstruct) are flattened rows of C·H·W values.
+    Other parameters as :class:`Autoencoder`. The contractive penalty uses Hutchinson's
+    estimator here.
+    """
+
+    _image_input = True
+
+    def __init__(self, n_components=32, *, image_shape=None, conv_channels=(32, 64), activation="relu",
+                 loss="auto", noise=None, noise_level=0.1, l1=0.0, contractive=0.0, weight_decay=0.0,
+                 optimizer="adam", learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=30,
+                 batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4,
+                 random_state=None, device="cpu", verbose=False, checkpoint_path=None):
+        self.n_components = n_components
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.activation = activation
+        self.loss = loss
+        self.noise = noise
+        self.noise_level = noise_level
+        self.l1 = l1
+        self.contractive = contractive
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.lr_schedule = lr_schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.checkpoint_path = checkpoint_path
+
+    def _prepare_shape(self, X):
+        self.image_shape_ = _image_shape_from(X, self.image_shape)
+
+    def _model_settings(self):
+        if not self.conv_channels:
+            raise ValueError("conv_channels must name at least one convolution, e.g. (32, 64).")
+        return dict(image_shape=self.image_shape_, conv_channels=tuple(int(c) for c in self.conv_channels),
+                    activation=self.activation, noise=self.noise, noise_level=self.noise_level,
+                    l1=self.l1, contractive=self.contractive, contractive_method="hutchinson",
+                    weight_decay=self.weight_decay)
+
+
+class VAE(_NeuralEstimator):
+    """A variational autoencoder: q(z|x) = N(μ(x), diag σ²(x)), p(z) = N(0, I), decoder p(x|z).
+
+    Trained on the negative ELBO per example, summed over input dimensions:
+        −ELBO(x) = −E_q[log p(x|z)] + β · KL(q(z|x) ‖ N(0, I))
+    with z = μ + σ ε (one sample per step). ``loss='bce'`` is a Bernoulli decoder;
+    ``loss='mse'`` a Gaussian decoder of variance ½, so −log p(x|z) = Σ(x − x̂)² + (d/2) log π.
+    The history records the reconstruction ('recon') and KL ('kl') terms separately.
+    ``transform`` returns μ. With ``conv_channels`` (and ``image_shape``) the encoder and
+    decoder are convolutional.
+    """
+
+    def __init__(self, n_components=2, *, hidden_layer_sizes=(512, 256), activation="relu", beta=1.0,
+                 loss="auto", noise=None, noise_level=0.1, conv_channels=None, image_shape=None,
+                 weight_decay=0.0, optimizer="adam", learning_rate=1e-3, momentum=0.9, lr_schedule=None,
+                 epochs=50, batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10,
+                 tol=1e-4, n_score_samples=10, random_state=None, device="cpu", verbose=False,
+                 checkpoint_path=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.beta = beta
+        self.loss = loss
+        self.noise = noise
+        self.noise_level = noise_level
+        self.conv_channels = conv_channels
+        self.image_shape = image_shape
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.lr_schedule = lr_schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.n_score_samples = n_score_samples
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.checkpoint_path = checkpoint_path
+
+    @property
+    def _image_input(self):
+        return self.conv_channels is not None
+
+    def _check_params(self):
+        super()._check_params()
+        check_nonnegative(self.beta, "beta")
+        check_positive_int(self.n_score_samples, "n_score_samples")
+
+    def _prepare_shape(self, X):
+        self.image_shape_ = _image_shape_from(X, self.image_shape) if self.conv_channels is not None else None
+
+    def _model_settings(self):
+        return dict(hidden_layer_sizes=tuple(self.hidden_layer_sizes), activation=self.activation,
+                    variational=True, beta=self.beta, noise=self.noise, noise_level=self.noise_level,
+                    weight_decay=self.weight_decay, image_shape=self.image_shape_,
+                    conv_channels=None if self.conv_channels is None else tuple(self.conv_channels))
+
+    def _log_likelihood_constant(self) -> float:
+        """The constant of log p(x|z) that the training loss drops: −(d/2) log π for mse."""
+        return -0.5 * self.n_features_in_ * math.log(math.pi) if self.loss_ == "mse" else 0.0
+
+    def elbo_terms(self, X, n_samples: int | None = None, random_state=0):
+        """Per-row (reconstruction, KL) of the ELBO, the reconstruction term averaged over
+        ``n_samples`` draws of z (seeded, so repeatable). Returns two arrays."""
+        X = self._rows(X)
+        n_samples = n_samples or self.n_score_samples
+        model = self.model_
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(check_random_state(random_state))
+
+            def terms(x):
+                features = model.encoder(x)
+                recon = 0.0
+                for _ in range(n_samples):
+                    code = model.code(features, sample=True)
+                    recon = recon + model.loss(model.decoder(code.z), x)
+                return torch.stack([recon / n_samples, gaussian_kl(code.mean, code.logvar)], 1)
+
+            out = self._map(terms, X)
+        return out[:, 0], out[:, 1]
+
+    def score_samples(self, X) -> np.ndarray:
+        """The ELBO per row (a lower bound on log p(x)), constants included."""
+        recon, kl = self.elbo_terms(X)
+        return -(recon + kl) + self._log_likelihood_constant()
+
+    def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """Draw z ~ N(0, I) and decode: n_samples new rows in data space."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        n = check_positive_int(n_samples, "n_samples")
+        gen = torch.Generator().manual_seed(check_random_state(random_state))
+        z = torch.randn(n, self.n_components_, generator=gen).numpy()
+        return self.inverse_transform(z)
+
+    def interpolate(self, a, b, steps: int = 10) -> np.ndarray:
+        """Decode the straight line from μ(a) to μ(b) in latent space: (steps, n_features)."""
+        steps = check_positive_int(steps, "steps", minimum=2)
+        ends = self.transform(np.stack([np.asarray(a, dtype=np.float32).reshape(-1),
+                                        np.asarray(b, dtype=np.float32).reshape(-1)]))
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        return self.inverse_transform((1 - t) * ends[0] + t * ends[1])
+
+
+def _preset(name: str, doc: str, module: str = __name__, **defaults):
+    """An Autoencoder subclass whose parameters default to ``defaults``: same code, new name.
+
+    scikit-learn reads parameters from ``__init__``'s signature, so the signature is
+    Autoencoder's with the new defaults."""
+    base_sig = inspect.signature(Autoencoder.__init__)
+    params = [p.replace(default=defaults[p.name], kind=inspect.Parameter.KEYWORD_ONLY) if p.name in defaults
+              else (p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.name != "self" else p)
+              for p in base_sig.parameters.values()]
+
+    def __init__(self, **kwargs):
+        Autoencoder.__init__(self, **{**defaults, **kwargs})
+
+    __init__.__signature__ = base_sig.replace(parameters=params)
+    return type(name, (Autoencoder,), {"__init__": __init__, "__doc__": doc, "__module__": module, "__qualname__": name})
+
+
+DenoisingAutoencoder = _preset(
+    "DenoisingAutoencoder",
+    "An :class:`Autoencoder` trained to undo corruption: L(x, g(f(C(x)))), C = masking p = 0.25 by default\n"
+    "(noise='gaussian' with noise_level=σ, or 'salt-and-pepper').",
+    noise="masking", noise_level=0.25)
+SparseAutoencoder = _preset(
+    "SparseAutoencoder",
+    "An :class:`Autoencoder` with a sigmoid code pushed toward mean activation ρ:\n"
+    "Ω = sparsity_weight · Σ_j KL(ρ ‖ ρ̂_j) (set l1 > 0 for an L1 penalty on the code instead or as well).",
+    code_activation="sigmoid", sparsity_weight=1.0, sparsity_target=0.05)
+ContractiveAutoencoder = _preset(
+    "ContractiveAutoencoder",
+    "An :class:`Autoencoder` with Ω = contractive · ‖∂f(x)/∂x‖²_F (exact for MLP encoders).",
+    code_activation="sigmoid", contractive=0.1)

@@ -1,0 +1,159 @@
+"""Penalties Ω added to the reconstruction loss. Each one is ``weight × term``.
+
+    L1 code           Ω = λ Σ_j |h_j|                                   per example
+    KL sparsity       Ω = β Σ_j KL(ρ ‖ ρ̂_j),  ρ̂_j = mean_batch h_j        per batch (h ∈ (0, 1))
+    contractive       Ω = λ ‖∂f(x)/∂x‖²_F                              per example
+    VAE prior KL      Ω = β · ½ Σ_j (μ² + σ² − 1 − log σ²)               per example
+    weight decay      Ω = λ Σ_l ‖W_l‖²_F  (weights, not biases)          per batch
+
+A penalty's ``__call__(batch)`` returns its unweighted term: a vector (one value per example)
+or a scalar (a batch-level term). The model averages vectors over the batch and adds
+``weight × term`` to the loss.
+
+The contractive term is exact for MLP encoders: J = D_L W_L ⋯ D_1 W_1 with D_l = diag φ'(a_l),
+formed for each example by a batched chain of matrix products starting from the code side
+(cost ≈ k forward passes as a few large matmuls, where k is the code size). For a one-layer
+encoder this is the closed form Σ_j φ'(a_j)² ‖W_j‖². For other encoders (convolutional) it
+uses Hutchinson's unbiased estimator ‖J‖²_F = E_v ‖Jᵀv‖², v ~ N(0, I_k), one vector-Jacobian
+product per projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .activations import activate, derivative
+from .codes import CodeOutput, gaussian_kl
+
+
+@dataclass
+class Batch:
+    """What a penalty may look at for one mini-batch."""
+
+    x: torch.Tensor            # clean input (the reconstruction target)
+    x_in: torch.Tensor         # the encoder's input, C(x)
+    code: CodeOutput
+    model: nn.Module
+    extras: dict = field(default_factory=dict)
+
+
+class Penalty:
+    name = "penalty"
+
+    def __init__(self, weight: float):
+        self.weight = float(weight)
+
+    def __call__(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(weight={self.weight})"
+
+
+class L1Code(Penalty):
+    """Σ_j |h_j| per example."""
+
+    name = "l1"
+
+    def __call__(self, batch):
+        return batch.code.mean.abs().sum(1)
+
+
+def kl_sparsity(h: torch.Tensor, rho: float, eps: float = 1e-6) -> torch.Tensor:
+    """Σ_j KL(ρ ‖ ρ̂_j) with ρ̂_j the batch mean of h_j (h must lie in (0, 1))."""
+    rho_hat = h.mean(0).clamp(eps, 1 - eps)
+    return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+class KLSparsity(Penalty):
+    name = "kl_sparsity"
+
+    def __init__(self, weight: float, rho: float):
+        super().__init__(weight)
+        if not 0 < rho < 1:
+            raise ValueError(f"sparsity_target ρ must lie strictly between 0 and 1; got {rho!r}.")
+        self.rho = float(rho)
+
+    def __call__(self, batch):
+        return kl_sparsity(batch.code.mean, self.rho)
+
+
+class PriorKL(Penalty):
+    """The VAE's KL(q(z|x) ‖ N(0, I)), closed form, per example; weight = β."""
+
+    name = "kl"
+
+    def __call__(self, batch):
+        return gaussian_kl(batch.code.mean, batch.code.logvar)
+
+
+class WeightDecay(Penalty):
+    """Σ_l ‖W_l‖²_F over the weight matrices and kernels (biases excluded)."""
+
+    name = "weight_decay"
+
+    def __call__(self, batch):
+        weights = [p for n, p in batch.model.named_parameters() if p.ndim >= 2]
+        return sum(w.pow(2).sum() for w in weights)
+
+
+def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Tensor:
+    """‖∂h/∂x‖²_F per example for h = φ_L(W_L ⋯ φ_1(W_1 x + b_1) ⋯ + b_L), exactly.
+
+    Forward pass storing φ'(a_l); then M = D_L W_L (n × k × h_{L−1}), and for l = L−1…1:
+    M ← (M D_l) W_l, giving J (n × k × d); return Σ J². One layer: Σ_j φ'(a_j)² ‖W_j‖².
+    """
+    derivs = []
+    h = x
+    for linear, act in zip(linears, activations):
+        a = linear(h)
+        h = activate(act, a)
+        derivs.append(derivative(act, a, h))
+    if len(linears) == 1:
+        w_sq = linears[0].weight.pow(2).sum(1)                     # ‖W_j‖², shape (k,)
+        return (derivs[0].pow(2) * w_sq).sum(1)
+    m = derivs[-1].unsqueeze(2) * linears[-1].weight.unsqueeze(0)  # (n, k, h_{L-1})
+    for linear, d in zip(reversed(linears[:-1]), reversed(derivs[:-1])):
+        m = torch.matmul(m * d.unsqueeze(1), linear.weight)       # (n, k, h_{l-1})
+    return m.pow(2).sum((1, 2))
+
+
+def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode, n_projections: int = 1) -> torch.Tensor:
+    """Unbiased estimate of ‖∂f(x)/∂x‖²_F per example: mean over v ~ N(0, I) of ‖Jᵀ v‖²."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    h = encode(x)
+    total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+    for i in range(n_projections):
+        v = torch.randn_like(h)
+        (jtv,) = torch.autograd.grad(h, x, grad_outputs=v, create_graph=True, retain_graph=True)
+        total = total + jtv.pow(2).flatten(1).sum(1)
+    return total / n_projections
+
+
+class Contractive(Penalty):
+    """‖∂f(x̃)/∂x̃‖²_F per example, at the encoder's input.
+
+    method: 'exact' (MLP encoders), 'hutchinson' (any encoder) or 'auto' (exact when possible).
+    """
+
+    name = "contractive"
+
+    def __init__(self, weight: float, method: str = "auto", n_projections: int = 1):
+        super().__init__(weight)
+        if method not in ("auto", "exact", "hutchinson"):
+            raise ValueError(f"contractive_method must be 'auto', 'exact' or 'hutchinson'; got {method!r}.")
+        self.method = method
+        self.n_projections = int(n_projections)
+
+    def __call__(self, batch):
+        layers = batch.model.encoder_layers()
+        if self.method == "exact" and layers is None:
+            raise ValueError("the exact contractive penalty needs an MLP encoder with a deterministic code; use contractive_method='hutchinson'.")
+        if self.method in ("auto", "exact") and layers is not None:
+            linears, acts = layers
+            return mlp_jacobian_frobenius_sq(batch.x_in, linears, acts)
+        return hutchinson_jacobian_frobenius_sq(batch.x_in, batch.model.encode_mean, self.n_projections)
