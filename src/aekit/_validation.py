@@ -11,6 +11,10 @@ import numbers
 import numpy as np
 
 
+class NotNumericError(ValueError, TypeError):
+    """Data that are not numbers: a ValueError (aekit's rule) and a TypeError (numpy's)."""
+
+
 def check_array(X, *, name: str = "X", allow_image: bool = False, dtype=np.float32) -> np.ndarray:
     """Return ``X`` as a finite float array of shape (n_samples, n_features).
 
@@ -31,13 +35,13 @@ def check_array(X, *, name: str = "X", allow_image: bool = False, dtype=np.float
     if arr.dtype.kind in "OUSV":
         try:
             arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{name} holds strings or objects that are not numbers (dtype {arr.dtype}); "
+        except (TypeError, ValueError) as exc:
+            raise NotNumericError(
+                f"{name} holds strings or objects that are not numbers (dtype {arr.dtype}): {exc}. "
                 "aekit needs numeric data."
             ) from None
     if arr.dtype.kind == "c":
-        raise ValueError(f"{name} holds complex numbers; aekit needs real-valued data.")
+        raise ValueError(f"Complex data not supported: {name} holds complex numbers; aekit needs real-valued data.")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} has dtype {arr.dtype}; aekit needs numeric data.")
     ranks = (2, 3, 4) if allow_image else (2,)
@@ -46,9 +50,9 @@ def check_array(X, *, name: str = "X", allow_image: bool = False, dtype=np.float
         wanted = " or ".join(str(r) for r in ranks)
         raise ValueError(f"{name} must be an array of rank {wanted} (n_samples, n_features, ...); got rank {arr.ndim} with shape {arr.shape}.{hint}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: it has 0 samples (shape {arr.shape}); at least 1 is required.")
+        raise ValueError(f"{name} is empty: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.size == 0:
-        raise ValueError(f"{name} is empty: it has 0 features (shape {arr.shape}); at least 1 is required.")
+        raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         n_nan = int(np.isnan(arr).sum())
@@ -66,7 +70,7 @@ def check_n_features(estimator, X: np.ndarray, *, reset: bool) -> None:
     expected = getattr(estimator, "n_features_in_", None)
     if expected is not None and n_features != expected:
         raise ValueError(
-            f"X has {n_features} features, but {type(estimator).__name__} was fitted with {expected} features."
+            f"X has {n_features} features, but {type(estimator).__name__} is expecting {expected} features as input."
         )
 
 

@@ -244,7 +244,8 @@ class Autoencoder(_NeuralEstimator):
 
 
 def _image_shape_from(X: np.ndarray, image_shape) -> tuple[int, int, int]:
-    """(C, H, W) from an explicit image_shape, a 3-D/4-D array, or a square row length."""
+    """(C, H, W) from an explicit image_shape, a 3-D/4-D array, or the row length d:
+    (1, √d, √d) or (3, √(d/3), √(d/3)) when square, else (1, 1, d), a 1-D signal."""
     d = int(np.prod(X.shape[1:]))
     if image_shape is not None:
         shape = tuple(int(s) for s in image_shape)
@@ -261,13 +262,13 @@ def _image_shape_from(X: np.ndarray, image_shape) -> tuple[int, int, int]:
         side = math.isqrt(d // c)
         if d % c == 0 and side * side * c == d:
             return (c, side, side)
-    raise ValueError(f"cannot tell the image shape of rows with {d} values; pass image_shape=(C, H, W).")
+    return (1, 1, d)  # not a square image: a 1-D signal, convolved along its length
 
 
 class ConvAutoencoder(_NeuralEstimator):
     """A convolutional autoencoder for images (C, H, W).
 
-    Encoder: 4×4 stride-2 convolutions with ``conv_channels`` filters (each halves H and W),
+    Encoder: 3×3 stride-2 convolutions with ``conv_channels`` filters (each halves H and W),
     then a linear code layer; the decoder mirrors it with transposed convolutions.
     Input rows are flattened images (give ``image_shape``), or arrays (n, H, W) / (n, C, H, W).
     Outputs (inverse_transform, reconstruct) are flattened rows of C·H·W values.
@@ -389,20 +390,19 @@ class VAE(_NeuralEstimator):
         """Per-row (reconstruction, KL) of the ELBO, the reconstruction term averaged over
         ``n_samples`` draws of z (seeded, so repeatable). Returns two arrays."""
         X = self._rows(X)
-        n_samples = n_samples or self.n_score_samples
+        n_samples = check_positive_int(n_samples or self.n_score_samples, "n_samples")
         model = self.model_
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(check_random_state(random_state))
+        gen = torch.Generator().manual_seed(check_random_state(random_state))
+        # The same draws ε_1..ε_S serve every row, so a row's score depends on that row alone.
+        eps = torch.randn(n_samples, self.n_components_, generator=gen).to(self._device())
 
-            def terms(x):
-                features = model.encoder(x)
-                recon = 0.0
-                for _ in range(n_samples):
-                    code = model.code(features, sample=True)
-                    recon = recon + model.loss(model.decoder(code.z), x)
-                return torch.stack([recon / n_samples, gaussian_kl(code.mean, code.logvar)], 1)
+        def terms(x):
+            code = model.code(model.encoder(x), sample=False)
+            std = torch.exp(0.5 * code.logvar)
+            recon = sum(model.loss(model.decoder(code.mean + std * e), x) for e in eps) / n_samples
+            return torch.stack([recon, gaussian_kl(code.mean, code.logvar)], 1)
 
-            out = self._map(terms, X)
+        out = self._map(terms, X)
         return out[:, 0], out[:, 1]
 
     def score_samples(self, X) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import torch
@@ -192,11 +193,11 @@ def _loop(model, X, X_val, cfg, optimizer, scheduler, generator, stopper, histor
         record["time"] = time.perf_counter() - t0
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4g}", **({"val": f"{record['val_loss']:.4g}"} if "val_loss" in record else {}))
-        if callback is not None:
-            callback(record)
         last = stop or epoch + 1 == cfg.epochs
         if cfg.checkpoint_path and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
             save_checkpoint(cfg.checkpoint_path, model, optimizer, scheduler, generator, stopper, epoch + 1, history, cfg)
+        if callback is not None:
+            callback(record)
         if stop:
             break
     bar.close()
@@ -252,7 +253,10 @@ def load_checkpoint(path, model, optimizer, scheduler, generator, stopper):
                            for key, val in entries.items()}
     optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
     if scheduler is not None and meta["scheduler"] is not None:
-        scheduler.load_state_dict(meta["scheduler"])
+        state = meta["scheduler"]
+        if "milestones" in state:  # a Counter of epochs: JSON turned its int keys into strings
+            state["milestones"] = Counter({int(k): v for k, v in state["milestones"].items()})
+        scheduler.load_state_dict(state)
     torch.set_rng_state(tensors["rng.torch"])
     generator.set_state(tensors["rng.generator"])
     if stopper is not None and meta["stopper"] is not None:

@@ -2,7 +2,7 @@
 
     MLP           h_l = φ_l(W_l h_{l−1} + b_l)
     TiedDecoder   uses the encoder's weights transposed: x̂ layer l = φ(W_lᵀ h + c_l)
-    ConvEncoder   strided 4×4 convolutions (each halves H and W), then flatten
+    ConvEncoder   3×3 convolutions of stride 2 (H → ⌈H/2⌉, any H ≥ 1), then flatten
     ConvDecoder   linear → reshape → transposed convolutions mirroring ConvEncoder
 
 Decoders end without an activation: their output is x̂ (squared error) or the logits of
@@ -63,8 +63,8 @@ class TiedDecoder(nn.Module):
 
 
 def _conv_out(size: int) -> int:
-    """Spatial size after a 4×4 convolution with stride 2 and padding 1: ⌊size / 2⌋."""
-    return (size + 2 - 4) // 2 + 1
+    """Spatial size after a 3×3 convolution with stride 2 and padding 1: ⌈size / 2⌉."""
+    return (size + 2 - 3) // 2 + 1
 
 
 class ConvEncoder(nn.Module):
@@ -78,9 +78,7 @@ class ConvEncoder(nn.Module):
         self.sizes = [(h, w)]
         convs = []
         for out_c in channels:
-            if min(h, w) < 2:
-                raise ValueError(f"image {image_shape} is too small for {len(channels)} stride-2 convolutions; use fewer conv_channels.")
-            convs.append(nn.Conv2d(c, int(out_c), kernel_size=4, stride=2, padding=1))
+            convs.append(nn.Conv2d(c, int(out_c), kernel_size=3, stride=2, padding=1))
             c, h, w = int(out_c), _conv_out(h), _conv_out(w)
             self.sizes.append((h, w))
         self.convs = nn.ModuleList(convs)
@@ -108,8 +106,9 @@ class ConvDecoder(nn.Module):
         deconvs = []
         for i in reversed(range(len(encoder.convs))):
             (th, tw), (ih, iw) = sizes[i], sizes[i + 1]
-            deconvs.append(nn.ConvTranspose2d(in_channels[i], out_channels[i], kernel_size=4, stride=2, padding=1,
-                                              output_padding=(th - 2 * ih, tw - 2 * iw)))
+            # (in − 1)·2 − 2 + 3 + output_padding = target, so output_padding = target − 2·in + 1 ∈ {0, 1}
+            deconvs.append(nn.ConvTranspose2d(in_channels[i], out_channels[i], kernel_size=3, stride=2, padding=1,
+                                              output_padding=(th - 2 * ih + 1, tw - 2 * iw + 1)))
         self.deconvs = nn.ModuleList(deconvs)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
