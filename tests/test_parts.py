@@ -183,3 +183,28 @@ def test_conv_autoencoder_output_shape_matches_input(shape):
     model = build_model(int(np.prod(shape)), n_components=4, image_shape=shape, conv_channels=(4, 8, 8))
     x = torch.rand(2, int(np.prod(shape)))
     assert model.reconstruct(x).shape == x.shape
+
+
+def test_contractive_penalty_with_centred_inputs_matches_brute_force():
+    torch.manual_seed(9)
+    model = build_model(10, n_components=4, hidden_layer_sizes=(8,), activation="sigmoid",
+                        code_activation="sigmoid", contractive=1.0, center=True).double()
+    x = torch.rand(5, 10, dtype=torch.float64)
+    model.init_from_data(x)
+    assert model.offset.abs().sum() > 0
+    from aekit.parts.penalties import Batch, Contractive
+
+    code = model.encode(x)
+    value = Contractive(1.0)(Batch(x=x, x_in=x, code=code, model=model))
+    brute = brute_force_jacobian_sq(model, x)
+    assert ((value - brute).abs() / brute).max().item() < 1e-6
+
+
+def test_init_from_data_starts_at_the_mean_reconstruction():
+    x = torch.rand(50, 6) * 0.5 + 0.25
+    for loss in ("mse", "bce"):
+        model = build_model(6, n_components=2, hidden_layer_sizes=(4,), loss=loss)
+        for p in model.decoder.parameters():  # weights zero: output = bias alone
+            torch.nn.init.zeros_(p)
+        model.init_from_data(x)
+        assert torch.allclose(model.decode(torch.zeros(1, 2))[0], x.mean(0), atol=1e-5)

@@ -85,6 +85,7 @@ class _NeuralEstimator(AekitEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.model_ = self._build()
+        self.model_.init_from_data(torch.from_numpy(X2))
         Xv = None
         if X_val is not None:
             Xv = check_array(X_val, name="X_val", allow_image=self._image_input)
@@ -174,6 +175,7 @@ class Autoencoder(_NeuralEstimator):
         'salt-and-pepper' (p).
     l1, sparsity_weight, sparsity_target, contractive, contractive_method, weight_decay :
         penalty weights (0 = off); see :mod:`aekit.parts.penalties`.
+    center : the encoder sees x − mean(X_train), as PCA does (helps linear and shallow models).
     optimizer, learning_rate, momentum, lr_schedule, epochs, batch_size,
     validation_fraction, early_stopping, patience, tol : training (see :mod:`aekit.train`).
     random_state : seed; the same seed gives the same model.
@@ -186,10 +188,10 @@ class Autoencoder(_NeuralEstimator):
     def __init__(self, n_components=32, *, hidden_layer_sizes=(256,), activation="relu",
                  code_activation="linear", tied=False, loss="auto", noise=None, noise_level=0.1,
                  l1=0.0, sparsity_weight=0.0, sparsity_target=0.05, contractive=0.0,
-                 contractive_method="auto", weight_decay=0.0, optimizer="adam", learning_rate=1e-3,
-                 momentum=0.9, lr_schedule=None, epochs=50, batch_size=128, validation_fraction=0.0,
-                 early_stopping=False, patience=10, tol=1e-4, random_state=None, device="cpu",
-                 verbose=False, checkpoint_path=None):
+                 contractive_method="auto", weight_decay=0.0, center=False, optimizer="adam",
+                 learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=50, batch_size=128,
+                 validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4, random_state=None,
+                 device="cpu", verbose=False, checkpoint_path=None):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -204,6 +206,7 @@ class Autoencoder(_NeuralEstimator):
         self.contractive = contractive
         self.contractive_method = contractive_method
         self.weight_decay = weight_decay
+        self.center = center
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -239,7 +242,7 @@ class Autoencoder(_NeuralEstimator):
             noise=self.noise, noise_level=self.noise_level, l1=self.l1,
             sparsity_weight=self.sparsity_weight, sparsity_target=self.sparsity_target,
             contractive=self.contractive, contractive_method=self.contractive_method,
-            weight_decay=self.weight_decay,
+            weight_decay=self.weight_decay, center=bool(self.center),
         )
 
 
@@ -397,7 +400,7 @@ class VAE(_NeuralEstimator):
         eps = torch.randn(n_samples, self.n_components_, generator=gen).to(self._device())
 
         def terms(x):
-            code = model.code(model.encoder(x), sample=False)
+            code = model.code(model.features(x), sample=False)
             std = torch.exp(0.5 * code.logvar)
             recon = sum(model.loss(model.decoder(code.mean + std * e), x) for e in eps) / n_samples
             return torch.stack([recon, gaussian_kl(code.mean, code.logvar)], 1)

@@ -34,8 +34,13 @@ class AutoencoderModel(nn.Module):
     """encoder f → code → decoder g, trained on L(x, g(code(f(C(x))))) + Ω."""
 
     def __init__(self, encoder: nn.Module, code: nn.Module, decoder: nn.Module,
-                 loss: ReconstructionLoss, corruption: nn.Module | None = None, penalties=()):
+                 loss: ReconstructionLoss, corruption: nn.Module | None = None, penalties=(),
+                 center: int | None = None):
         super().__init__()
+        if center:  # f sees x − m: a fixed offset (the training mean), saved with the weights
+            self.register_buffer("offset", torch.zeros(int(center)))
+        else:
+            self.offset = None
         self.encoder = encoder
         self.code = code
         self.decoder = decoder
@@ -44,9 +49,17 @@ class AutoencoderModel(nn.Module):
         self.penalties = list(penalties)
 
     # -- the maps ------------------------------------------------------------------------
+    def centred(self, x: torch.Tensor) -> torch.Tensor:
+        """x − m when centring, else x: what the encoder's first layer sees."""
+        return x if self.offset is None else x - self.offset
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder body's output for x."""
+        return self.encoder(self.centred(x))
+
     def encode(self, x: torch.Tensor):
         """The full :class:`CodeOutput` of f(x) (sampled z for a Gaussian code in training)."""
-        return self.code(self.encoder(x))
+        return self.code(self.features(x))
 
     def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
         """The deterministic code: h, or μ for a Gaussian code."""
@@ -71,13 +84,39 @@ class AutoencoderModel(nn.Module):
     def is_variational(self) -> bool:
         return isinstance(self.code, GaussianCode)
 
+    @torch.no_grad()
+    def init_from_data(self, X: torch.Tensor) -> None:
+        """Start from the data's mean: offset m = mean(X) when centring, and the decoder's
+        output bias at m (squared error) or logit(m) (cross-entropy), so training begins
+        at the mean reconstruction instead of spending its first steps finding it."""
+        m = X.mean(0)
+        if self.offset is not None:
+            self.offset.copy_(m)
+        target = m if self.loss.name == "mse" else torch.logit(m.clamp(1e-4, 1 - 1e-4))
+        bias = self.output_bias()
+        if bias is None:
+            return
+        if bias.numel() == target.numel():
+            bias.copy_(target)
+        else:  # a transposed convolution: one bias per channel
+            bias.copy_(target.reshape(bias.numel(), -1).mean(1))
+
+    def output_bias(self):
+        if isinstance(self.decoder, MLP):
+            return self.decoder.linears[-1].bias
+        if isinstance(self.decoder, TiedDecoder):
+            return self.decoder.biases[-1]
+        if isinstance(self.decoder, ConvDecoder):
+            return self.decoder.deconvs[-1].bias
+        return None
+
     # -- the objective -------------------------------------------------------------------
     def per_example_loss(self, x: torch.Tensor) -> torch.Tensor:
         """L + per-example penalties for each row (no corruption, no batch-level terms).
 
         For a VAE with β = 1 in eval mode this is −ELBO estimated with one sample of z."""
         x_in = x
-        code = self.code(self.encoder(x_in), sample=True) if self.is_variational else self.encode(x_in)
+        code = self.code(self.features(x_in), sample=True) if self.is_variational else self.encode(x_in)
         value = self.loss(self.decoder(code.z), x)
         batch = Batch(x=x, x_in=x_in, code=code, model=self)
         for penalty in self.penalties:
@@ -107,11 +146,12 @@ def build_model(n_features: int, *, n_components: int, hidden_layer_sizes=(), ac
                 noise=None, noise_level=0.0, value_range=(0.0, 1.0), l1=0.0,
                 sparsity_weight=0.0, sparsity_target=0.05, contractive=0.0,
                 contractive_method="auto", beta=1.0, weight_decay=0.0,
-                image_shape=None, conv_channels=None) -> AutoencoderModel:
+                image_shape=None, conv_channels=None, center=False) -> AutoencoderModel:
     """Assemble an :class:`AutoencoderModel` from settings (the estimators' parameters).
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
+    ``center`` makes f see x − m (m set by :meth:`AutoencoderModel.init_from_data`).
     """
     hidden = [int(h) for h in hidden_layer_sizes]
     if conv_channels is not None:
@@ -157,4 +197,5 @@ def build_model(n_features: int, *, n_components: int, hidden_layer_sizes=(), ac
         penalties.append(WeightDecay(weight_decay))
 
     corruption = make_corruption(noise, noise_level, value_range)
-    return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties)
+    return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
+                            center=n_features if center else None)

@@ -155,5 +155,5 @@ class Contractive(Penalty):
             raise ValueError("the exact contractive penalty needs an MLP encoder with a deterministic code; use contractive_method='hutchinson'.")
         if self.method in ("auto", "exact") and layers is not None:
             linears, acts = layers
-            return mlp_jacobian_frobenius_sq(batch.x_in, linears, acts)
+            return mlp_jacobian_frobenius_sq(batch.model.centred(batch.x_in), linears, acts)
         return hutchinson_jacobian_frobenius_sq(batch.x_in, batch.model.encode_mean, self.n_projections)
