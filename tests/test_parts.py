@@ -24,14 +24,17 @@ def brute_force_jacobian_sq(model, x):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("hidden,act,code_act", [((), "sigmoid", "sigmoid"), ((), "relu", "tanh"),
-                                                  ((20, 15), "sigmoid", "sigmoid"), ((20, 15), "tanh", "linear"),
-                                                  ((20, 15), "relu", "sigmoid")])
-def test_contractive_penalty_equals_brute_force_jacobian(hidden, act, code_act):
+@pytest.mark.parametrize("d,hidden,act,code_act", [
+    (12, (), "sigmoid", "sigmoid"), (12, (), "relu", "tanh"),
+    (12, (20, 15), "sigmoid", "sigmoid"), (12, (20, 15), "tanh", "linear"), (12, (20, 15), "relu", "sigmoid"),
+    (40, (20, 15), "sigmoid", "sigmoid"),  # d > h_1: the Gram-matrix route
+    (40, (20,), "tanh", "linear"),
+])
+def test_contractive_penalty_equals_brute_force_jacobian(d, hidden, act, code_act):
     torch.manual_seed(0)
-    model = build_model(12, n_components=7, hidden_layer_sizes=hidden, activation=act,
+    model = build_model(d, n_components=7, hidden_layer_sizes=hidden, activation=act,
                         code_activation=code_act, contractive=1.0).double()
-    x = torch.randn(9, 12, dtype=torch.float64)
+    x = torch.randn(9, d, dtype=torch.float64)
     linears, acts = model.encoder_layers()
     assert len(linears) == len(hidden) + 1  # one-layer and three-layer encoders
     exact = mlp_jacobian_frobenius_sq(x, linears, acts)

@@ -128,7 +128,7 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
 
     With ``resume=True`` and an existing ``config.checkpoint_path``, training continues
     from that checkpoint (weights, optimiser, schedule, RNG, history) to ``config.epochs``.
-    ``callback(epoch_record)`` is called after each epoch.
+    ``callback(epoch_record)`` is called after each epoch; returning True stops training.
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -196,8 +196,8 @@ def _loop(model, X, X_val, cfg, optimizer, scheduler, generator, stopper, histor
         last = stop or epoch + 1 == cfg.epochs
         if cfg.checkpoint_path and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
             save_checkpoint(cfg.checkpoint_path, model, optimizer, scheduler, generator, stopper, epoch + 1, history, cfg)
-        if callback is not None:
-            callback(record)
+        if callback is not None and callback(record):
+            stop = True
         if stop:
             break
     bar.close()

@@ -105,6 +105,8 @@ def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Te
 
     Forward pass storing φ'(a_l); then M = D_L W_L (n × k × h_{L−1}), and for l = L−1…1:
     M ← (M D_l) W_l, giving J (n × k × d); return Σ J². One layer: Σ_j φ'(a_j)² ‖W_j‖².
+    When the first layer narrows (d > h_1) the last product is replaced by Σ (M G) ⊙ M with
+    G = W_1 W_1ᵀ, which never forms the n × k × d Jacobian.
     """
     derivs = []
     h = x
@@ -116,9 +118,14 @@ def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Te
         w_sq = linears[0].weight.pow(2).sum(1)                     # ‖W_j‖², shape (k,)
         return (derivs[0].pow(2) * w_sq).sum(1)
     m = derivs[-1].unsqueeze(2) * linears[-1].weight.unsqueeze(0)  # (n, k, h_{L-1})
-    for linear, d in zip(reversed(linears[:-1]), reversed(derivs[:-1])):
+    for linear, d in zip(reversed(linears[1:-1]), reversed(derivs[1:-1])):
         m = torch.matmul(m * d.unsqueeze(1), linear.weight)       # (n, k, h_{l-1})
-    return m.pow(2).sum((1, 2))
+    m = m * derivs[0].unsqueeze(1)                                 # (n, k, h_1)
+    w1 = linears[0].weight                                         # (h_1, d)
+    if w1.shape[1] > w1.shape[0]:
+        # ‖M W₁‖²_F = Σ (M G) ⊙ M with G = W₁ W₁ᵀ (h_1 × h_1): cheaper than forming n×k×d.
+        return (torch.matmul(m, w1 @ w1.t()) * m).sum((1, 2))
+    return torch.matmul(m, w1).pow(2).sum((1, 2))
 
 
 def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode, n_projections: int = 1) -> torch.Tensor:
