@@ -29,6 +29,13 @@ from .train import TrainConfig, resolve_device, train
 _CHUNK = 4096  # rows per forward pass at inference time
 
 
+def _store_params(estimator, params: dict) -> None:
+    """Store every ``__init__`` argument unchanged under its own name (scikit-learn's rule)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 class _NeuralEstimator(AekitEstimator):
     """Shared machinery: validation, fit, chunked inference, save state."""
 
@@ -192,35 +199,7 @@ class Autoencoder(_NeuralEstimator):
                  learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=50, batch_size=128,
                  validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4, random_state=None,
                  device="cpu", verbose=False, checkpoint_path=None):
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.code_activation = code_activation
-        self.tied = tied
-        self.loss = loss
-        self.noise = noise
-        self.noise_level = noise_level
-        self.l1 = l1
-        self.sparsity_weight = sparsity_weight
-        self.sparsity_target = sparsity_target
-        self.contractive = contractive
-        self.contractive_method = contractive_method
-        self.weight_decay = weight_decay
-        self.center = center
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.lr_schedule = lr_schedule
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.checkpoint_path = checkpoint_path
+        _store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -286,30 +265,7 @@ class ConvAutoencoder(_NeuralEstimator):
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=30,
                  batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4,
                  random_state=None, device="cpu", verbose=False, checkpoint_path=None):
-        self.n_components = n_components
-        self.image_shape = image_shape
-        self.conv_channels = conv_channels
-        self.activation = activation
-        self.loss = loss
-        self.noise = noise
-        self.noise_level = noise_level
-        self.l1 = l1
-        self.contractive = contractive
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.lr_schedule = lr_schedule
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.checkpoint_path = checkpoint_path
+        _store_params(self, locals())
 
     def _prepare_shape(self, X):
         self.image_shape_ = _image_shape_from(X, self.image_shape)
@@ -341,31 +297,7 @@ class VAE(_NeuralEstimator):
                  epochs=50, batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10,
                  tol=1e-4, n_score_samples=10, random_state=None, device="cpu", verbose=False,
                  checkpoint_path=None):
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.beta = beta
-        self.loss = loss
-        self.noise = noise
-        self.noise_level = noise_level
-        self.conv_channels = conv_channels
-        self.image_shape = image_shape
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.lr_schedule = lr_schedule
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.tol = tol
-        self.n_score_samples = n_score_samples
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-        self.checkpoint_path = checkpoint_path
+        _store_params(self, locals())
 
     @property
     def _image_input(self):
