@@ -54,7 +54,11 @@ def check_array(X, *, name: str = "X", allow_image: bool = False, dtype=np.float
     if arr.size == 0:
         raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    # Fast path: a finite sum means every value is finite; only otherwise scan elementwise
+    # (the sum can also overflow on finite data, which the scan then clears).
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum(dtype=np.float64)
+    if not np.isfinite(total) and not np.isfinite(arr).all():
         n_nan = int(np.isnan(arr).sum())
         n_inf = int(np.isinf(arr).sum())
         raise ValueError(f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} inf values); clean or impute them first.")

@@ -1,0 +1,182 @@
+"""Factor analysis: a linear-Gaussian latent model with per-feature noise, fitted by EM.
+
+    h ~ N(0, I_k),   x | h ~ N(μ + W h, Ψ),   so   x ~ N(μ, W Wᵀ + Ψ),  Ψ diagonal.
+
+Encoder (posterior mean):  E[h | x] = V (x − μ),  V = (I + Wᵀ Ψ⁻¹ W)⁻¹ Wᵀ Ψ⁻¹ = M⁻¹ Wᵀ Ψ⁻¹.
+Decoder:  x̂ = μ + W h.
+
+EM (Rubin & Thayer 1982) on the sample covariance S = (X − μ)ᵀ(X − μ)/n:
+    E-step:  E[h hᵀ] averaged = M⁻¹ + V S Vᵀ,   E[(x − μ) hᵀ] averaged = S Vᵀ
+    M-step:  W ← S Vᵀ (M⁻¹ + V S Vᵀ)⁻¹,        Ψ ← diag(S − W V S)
+each step raising the log-likelihood
+    ℓ = −n/2 [d log 2π + log|Σ| + tr(Σ⁻¹ S)],  Σ = W Wᵀ + Ψ.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from .._validation import check_nonnegative, check_positive_int, check_random_state
+from ..base import AekitEstimator
+
+
+def _posterior(W: torch.Tensor, psi: torch.Tensor):
+    """A = Ψ⁻¹W, M = I + WᵀΨ⁻¹W, its Cholesky factor, and log|Σ| = log|Ψ| + log|M|."""
+    A = W / psi[:, None]
+    M = torch.eye(W.shape[1], dtype=W.dtype) + W.T @ A
+    L = torch.linalg.cholesky(M)
+    logdet = torch.log(psi).sum() + 2.0 * torch.log(torch.diagonal(L)).sum()
+    return A, M, L, logdet
+
+
+class FactorAnalysis(AekitEstimator):
+    """Maximum-likelihood factor analysis by EM; attributes as :class:`sklearn.decomposition.FactorAnalysis`.
+
+    Parameters
+    ----------
+    n_components : int or None, number k of factors (None: n_features).
+    max_iter : int, most EM iterations.
+    tol : float, stop when the total log-likelihood ℓ (summed over samples, as scikit-learn) rises by less.
+    random_state : accepted for scikit-learn compatibility; the fit is deterministic (it starts
+        from the PCA solution W = U_k (Λ_k − σ²)^(1/2), Ψ = diag(S − W Wᵀ)).
+
+    Attributes: components_ (k, d) = Wᵀ, noise_variance_ (d,) = diag Ψ, mean_, loglike_ (ℓ at
+    each iteration), n_iter_, n_components_. W is rotated so WᵀΨ⁻¹W is diagonal (decreasing) and
+    the largest-|.| entry of each factor is positive: the fit is unique up to ties.
+    """
+
+    def __init__(self, n_components=None, max_iter=1000, tol=1e-2, random_state=None):
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _check_params(self, n: int, d: int) -> int:
+        check_positive_int(self.max_iter, "max_iter")
+        check_nonnegative(self.tol, "tol")
+        if not (self.random_state is None or isinstance(self.random_state, (numbers.Integral, np.random.RandomState))):
+            check_random_state(self.random_state)  # raises the standard message
+        if n < 2:
+            raise ValueError(f"FactorAnalysis needs at least 2 samples; got {n} sample (n_samples = 1).")
+        if self.n_components is None:
+            return d
+        k = self.n_components
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= d:
+            raise ValueError(f"n_components must be None or an int between 1 and n_features={d}; got {k!r}.")
+        return int(k)
+
+    def fit(self, X, y=None):
+        """Fit W, Ψ and μ to X (n_samples, n_features) by EM."""
+        X = self._validate_fit_input(X)
+        n, d = X.shape
+        k = self._check_params(n, d)
+        with torch.no_grad():
+            Xd = torch.from_numpy(X).double()
+            mean = Xd.mean(dim=0)
+            Xd -= mean
+            S = Xd.T @ Xd / n
+            var = torch.diagonal(S).clone()
+            floor = 1e-6 * var + 1e-12  # Ψ stays positive (Heywood cases, constant features)
+            # PCA start: W = U_k (Λ_k − σ²)^½
+            evals, evecs = torch.linalg.eigh(S)
+            evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
+            sigma2 = evals[k:].mean() if k < d else torch.zeros((), dtype=S.dtype)
+            W = evecs[:, :k] * torch.sqrt((evals[:k] - sigma2).clamp_min(1e-12 * (evals[0] + 1e-300)))
+            psi = torch.maximum(var - W.square().sum(dim=1), floor)
+            const = d * math.log(2.0 * math.pi)
+            loglike = []
+            for it in range(self.max_iter):
+                A, M, L, logdet = _posterior(W, psi)
+                SA = S @ A
+                AtSA = A.T @ SA
+                Minv = torch.cholesky_inverse(L)
+                ll = -0.5 * n * (const + logdet + (var / psi).sum() - (Minv * AtSA).sum())
+                loglike.append(float(ll))
+                if it > 0 and loglike[-1] - loglike[-2] < self.tol:
+                    break
+                SVt = SA @ Minv                          # S Vᵀ
+                Ehh = Minv + Minv @ AtSA @ Minv          # M⁻¹ + V S Vᵀ
+                W = torch.linalg.solve(Ehh, SVt.T).T     # S Vᵀ Ehh⁻¹ (Ehh symmetric)
+                psi = torch.maximum(var - (W * SVt).sum(dim=1), floor)
+            else:
+                warnings.warn(f"FactorAnalysis did not converge in max_iter={self.max_iter} iterations; "
+                              "raise max_iter or tol.", ConvergenceWarning, stacklevel=2)
+            # canonical rotation: WᵀΨ⁻¹W = Q Λ Qᵀ, W ← W Q (Λ decreasing), signs fixed
+            _, Q = torch.linalg.eigh(W.T @ (W / psi[:, None]))
+            W = W @ Q.flip(1)
+            idx = W.abs().argmax(dim=0)
+            signs = torch.sign(W[idx, torch.arange(k)])
+            W = W * torch.where(signs == 0, 1.0, signs)
+        self.n_components_ = k
+        self.mean_ = mean.numpy()
+        self.components_ = W.T.contiguous().numpy()
+        self.noise_variance_ = psi.numpy()
+        self.loglike_ = loglike
+        self.n_iter_ = len(loglike)
+        return self
+
+    # -- encoder / decoder ---------------------------------------------------------------
+    def _params(self):
+        W = torch.from_numpy(self.components_).double().T
+        psi = torch.from_numpy(self.noise_variance_).double()
+        return W, psi, torch.from_numpy(self.mean_).double()
+
+    def encoder_matrix(self) -> np.ndarray:
+        """V = (I + WᵀΨ⁻¹W)⁻¹ WᵀΨ⁻¹, shape (k, d): transform(x) = V (x − μ)."""
+        with torch.inference_mode():
+            W, psi, _ = self._params()
+            A, _, L, _ = _posterior(W, psi)
+            return torch.cholesky_solve(A.T, L).numpy()
+
+    def transform(self, X):
+        """Posterior means E[h | x] = V (x − μ)."""
+        X = self._validate_input(X)
+        V = torch.from_numpy(self.encoder_matrix())
+        with torch.inference_mode():
+            _, _, mean = self._params()
+            return ((torch.from_numpy(X).double() - mean) @ V.T).float().numpy()
+
+    def inverse_transform(self, X):
+        """x̂ = μ + W h."""
+        H = self._validate_codes(X)
+        with torch.inference_mode():
+            W, _, mean = self._params()
+            return (torch.from_numpy(H).double() @ W.T + mean).float().numpy()
+
+    def get_covariance(self) -> np.ndarray:
+        """Σ = W Wᵀ + Ψ, shape (d, d)."""
+        W, psi, _ = self._params()
+        return (W @ W.T + torch.diag(psi)).numpy()
+
+    def score_samples(self, X):
+        """log N(x; μ, W Wᵀ + Ψ) per sample, by Woodbury with r = x − μ, a = Wᵀ Ψ⁻¹ r:
+
+            rᵀΣ⁻¹r = rᵀΨ⁻¹r − aᵀ M⁻¹ a,    log|Σ| = log|Ψ| + log|M|."""
+        X = self._validate_input(X)
+        with torch.inference_mode():
+            W, psi, mean = self._params()
+            A, _, L, logdet = _posterior(W, psi)
+            R = torch.from_numpy(X).double() - mean
+            a = R @ A
+            quad = (R.square() / psi).sum(dim=1) - (a * torch.cholesky_solve(a.T, L).T).sum(dim=1)
+            ll = -0.5 * (quad + logdet + W.shape[0] * math.log(2.0 * math.pi))
+            return ll.float().numpy()
+
+    # -- save / load ---------------------------------------------------------------------
+    def _get_state(self):
+        arrays = {"components_": self.components_, "noise_variance_": self.noise_variance_, "mean_": self.mean_}
+        meta = {"n_features_in_": self.n_features_in_, "n_components_": self.n_components_,
+                "n_iter_": self.n_iter_, "loglike_": list(self.loglike_)}
+        return arrays, meta
+
+    def _set_state(self, arrays, meta):
+        for name, value in arrays.items():
+            setattr(self, name, np.asarray(value))
+        for name, value in meta.items():
+            setattr(self, name, value)
