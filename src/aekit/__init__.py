@@ -6,6 +6,7 @@ loss(x) = L(x, g(code(f(C(x))))) + Ω  -- one composable model, many named varia
 __version__ = "0.1.0"
 
 from .io import load, save  # noqa: E402
+from .data import Dataset, available_datasets, load_dataset  # noqa: E402
 from .estimators import (  # noqa: E402
     VAE,
     Autoencoder,
@@ -14,6 +15,7 @@ from .estimators import (  # noqa: E402
     DenoisingAutoencoder,
     SparseAutoencoder,
 )
+from .linear import PCA, FactorAnalysis, LinearAutoencoder, SparseCoding  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -22,6 +24,13 @@ __all__ = [
     "DenoisingAutoencoder",
     "SparseAutoencoder",
     "ContractiveAutoencoder",
+    "PCA",
+    "LinearAutoencoder",
+    "FactorAnalysis",
+    "SparseCoding",
+    "Dataset",
+    "load_dataset",
+    "available_datasets",
     "save",
     "load",
     "__version__",

@@ -1,0 +1,450 @@
+"""The ``aekit`` command line: fit a model and write a report, encode, reconstruct, list data sets.
+
+    aekit fit --data digits --model ae --out runs/digits
+    aekit encode --model runs/digits --input X.npy --output codes.npy
+    aekit reconstruct --model runs/digits --input X.csv --output X_hat.csv
+    aekit datasets
+
+The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
+:mod:`aekit.report`, and writes every file atomically. Bad input prints one line,
+``aekit: error: ...``, and exits with status 2; Ctrl-C exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+# --model NAME -> (module, class name). Imported lazily: `aekit --help` stays fast.
+MODELS = {
+    "ae": ("aekit.estimators", "Autoencoder"),
+    "dae": ("aekit.estimators", "DenoisingAutoencoder"),
+    "sae": ("aekit.estimators", "SparseAutoencoder"),
+    "cae": ("aekit.estimators", "ContractiveAutoencoder"),
+    "vae": ("aekit.estimators", "VAE"),
+    "conv": ("aekit.estimators", "ConvAutoencoder"),
+    "pca": ("aekit.linear", "PCA"),
+    "linear": ("aekit.linear", "LinearAutoencoder"),
+    "fa": ("aekit.linear", "FactorAnalysis"),
+    "sparse-coding": ("aekit.linear", "SparseCoding"),
+}
+SMALL_PROBLEM = 2e6  # n_train * n_features at or below which --threads defaults to 1
+
+# The CLI's own defaults, used when an option is not given and the model takes the parameter.
+# Chosen so that `aekit fit --data digits --out DIR` trains in seconds with a good result;
+# everything else keeps the estimator's default.
+COMMON_DEFAULTS = {"validation_fraction": 0.1}
+MODEL_DEFAULTS = {
+    "ae": {"n_components": 16, "hidden_layer_sizes": (256,), "epochs": 100, "batch_size": 64},
+    "dae": {"n_components": 16, "hidden_layer_sizes": (256,), "epochs": 100, "batch_size": 64},
+    "sae": {"n_components": 64, "hidden_layer_sizes": (256,), "epochs": 100, "batch_size": 64},
+    "cae": {"n_components": 16, "hidden_layer_sizes": (256,), "epochs": 100, "batch_size": 64},
+    "vae": {"n_components": 2, "hidden_layer_sizes": (256, 128), "epochs": 100, "batch_size": 64},
+    "conv": {"n_components": 16, "epochs": 30, "batch_size": 64},
+    "linear": {"n_components": 16, "epochs": 100, "batch_size": 64},
+    "pca": {"n_components": 100},  # capped at min(n_train, n_features) below
+    "fa": {"n_components": 16},
+    "sparse-coding": {"n_components": 100, "alpha": 0.2},
+}
+
+# (flags, estimator parameter, argparse keywords, help). Each option is passed to the model
+# only when the model takes that parameter; given explicitly to a model without it, an error.
+_choices_noise = ("none", "gaussian", "masking", "salt-and-pepper")
+_choices_schedule = ("none", "cosine", "step", "plateau")
+MODEL_OPTIONS = [
+    (("--code",), "n_components", dict(type=int, metavar="N"),
+     "code size k (n_components): units in the code layer, components of PCA/FA, atoms of sparse coding "
+     "(default per model: ae/dae/cae/conv/linear/fa 16, sae 64, vae 2, pca 100 or fewer, sparse-coding 100)"),
+    (("--hidden",), "hidden_layer_sizes", dict(type=int, nargs="*", metavar="N"),
+     "encoder hidden layer sizes, e.g. --hidden 256 128; the decoder mirrors them; give none for no hidden "
+     "layer (default: 256 for ae/dae/sae/cae, 256 128 for vae)"),
+    (("--conv-channels",), "conv_channels", dict(type=int, nargs="+", metavar="N"),
+     "convolution channels of a conv model or a convolutional VAE, e.g. --conv-channels 32 64"),
+    (("--activation",), "activation", dict(choices=("relu", "sigmoid", "tanh", "linear")),
+     "activation of the hidden layers (default: relu)"),
+    (("--loss",), "loss", dict(choices=("auto", "mse", "bce")),
+     "reconstruction loss: mse (squared error), bce (cross-entropy, data in [0, 1]) or auto (bce when the "
+     "data lie in [0, 1]) (default: auto)"),
+    (("--noise",), "noise", dict(choices=_choices_noise),
+     "input corruption for denoising (default: none; masking for dae)"),
+    (("--noise-level",), "noise_level", dict(type=float, metavar="P"),
+     "corruption strength: σ for gaussian, fraction p for masking and salt-and-pepper (default: 0.1; 0.25 for dae)"),
+    (("--l1",), "l1", dict(type=float, metavar="W"), "weight of an L1 penalty on the code (default: 0)"),
+    (("--sparsity",), "sparsity_weight", dict(type=float, metavar="W"),
+     "weight of the KL sparsity penalty on mean code activations (default: 0; 1 for sae)"),
+    (("--sparsity-target",), "sparsity_target", dict(type=float, metavar="RHO"),
+     "target mean activation ρ of the sparsity penalty (default: 0.05)"),
+    (("--contractive",), "contractive", dict(type=float, metavar="W"),
+     "weight of the contractive penalty ‖∂f/∂x‖² (default: 0; 0.1 for cae)"),
+    (("--beta",), "beta", dict(type=float, metavar="B"), "weight β of the KL term of a VAE (default: 1)"),
+    (("--weight-decay",), "weight_decay", dict(type=float, metavar="W"),
+     "L2 penalty on the weights (default: 0)"),
+    (("--epochs",), "epochs", dict(type=int, metavar="N"),
+     "training epochs of a neural model (default: 100; 30 for conv)"),
+    (("--max-iter",), "max_iter", dict(type=int, metavar="N"),
+     "most iterations of factor analysis (EM steps, default: 1000) or sparse coding (dictionary epochs, default: 10)"),
+    (("--batch-size",), "batch_size", dict(type=int, metavar="N"), "mini-batch size (default: 64)"),
+    (("--lr",), "learning_rate", dict(type=float, metavar="LR"), "learning rate (default: 0.001; 0.003 for linear)"),
+    (("--optimizer",), "optimizer", dict(choices=("adam", "sgd")), "optimiser (default: adam)"),
+    (("--lr-schedule",), "lr_schedule", dict(choices=_choices_schedule),
+     "learning-rate schedule (default: none)"),
+    (("--validation-fraction",), "validation_fraction", dict(type=float, metavar="F"),
+     "fraction of the training rows held out to draw a validation curve (default: 0.1 for neural models)"),
+    (("--early-stopping",), "early_stopping", dict(action="store_true"),
+     "stop when the validation loss stops improving and keep the best weights"),
+    (("--patience",), "patience", dict(type=int, metavar="N"),
+     "epochs without improvement before early stopping (default: 10)"),
+    (("--alpha",), "alpha", dict(type=float, metavar="LAMBDA"),
+     "sparse coding penalty λ on ‖h‖₁ (default: 0.2)"),
+    (("--device",), "device", dict(metavar="DEV"), "cpu, cuda, mps or auto (default: cpu)"),
+]
+
+
+class UserError(ValueError):
+    """Bad input from the command line: printed as one line, exit status 2."""
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model options (passed only to models that take them)")
+    for flags, param, kwargs, help_text in MODEL_OPTIONS:
+        g.add_argument(*flags, dest=param, default=argparse.SUPPRESS, help=help_text, **kwargs)
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aekit", formatter_class=_Formatter,
+        description="aekit: the autoencoder family on PyTorch, from PCA to VAEs.",
+        epilog="Run 'aekit VERB --help' for the options of each verb.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    fit = sub.add_parser(
+        "fit", formatter_class=_Formatter, help="train a model; write the model, metrics.json and report.html",
+        description="Train a model on a data set and write DIR/model.safetensors, DIR/metrics.json "
+                    "(test reconstruction error, per-epoch history, wall time) and a self-contained "
+                    "DIR/report.html.",
+        epilog="models: " + ", ".join(f"{k} ({v[1]})" for k, v in MODELS.items()))
+    fit.add_argument("--data", default="digits", metavar="NAME_OR_PATH",
+                     help="a data set name (see 'aekit datasets') or a .npy/.npz/.csv/.tsv file or a folder of "
+                          "images (default: digits)")
+    fit.add_argument("--model", default="ae", choices=tuple(MODELS), metavar="MODEL",
+                     help="the model: " + ", ".join(MODELS) + " (default: ae)")
+    fit.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; files in it are replaced)")
+    fit.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
+                     help="fraction of the rows held out for testing, for data sets without an official "
+                          "test split (default: 0.2)")
+    fit.add_argument("--label-column", default=None, metavar="COLUMN",
+                     help="for a CSV/TSV --data file: the column (name or index) holding labels, used to colour "
+                          "the code map (default: none, every column is a feature)")
+    fit.add_argument("--data-dir", default=None, metavar="DIR",
+                     help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+    fit.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
+    fit.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="CPU threads for torch (torch.set_num_threads). Default: 1 for small data sets "
+                          f"(n_train x n_features <= {SMALL_PROBLEM:.0e}, where threads cost more than they "
+                          "save), else torch's choice")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    _add_model_options(fit)
+
+    for verb, what in (("encode", "codes h = f(x)"), ("reconstruct", "reconstructions x̂ = g(f(x))")):
+        p = sub.add_parser(verb, formatter_class=_Formatter, help=f"write the {what} of the rows of a file",
+                           description=f"Load a fitted model and write the {what} of every row of the input file.")
+        p.add_argument("--model", required=True, metavar="PATH",
+                       help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+        p.add_argument("--input", required=True, metavar="FILE",
+                       help="the rows to process: .npy, .npz, .csv or .tsv (all rows are used, none held out)")
+        p.add_argument("--output", required=True, metavar="FILE",
+                       help="where to write the result: .npy or .csv, chosen by the extension")
+        p.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads for torch (default: torch's choice)")
+
+    ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
+                        description="List the named data sets, their sizes and the folder where each is cached.")
+    ds.add_argument("--data-dir", default=None, metavar="DIR",
+                    help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _estimator_class(model: str):
+    import importlib
+
+    module, name = MODELS[model]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"--model {model} is not available in this installation ({exc}).") from None
+
+
+def _flag(param: str) -> str:
+    for flags, p, _, _ in MODEL_OPTIONS:
+        if p == param:
+            return flags[0]
+    return param
+
+
+def _convert(param: str, value):
+    if param in ("noise", "lr_schedule") and value == "none":
+        return None
+    if param in ("hidden_layer_sizes", "conv_channels"):
+        return tuple(value)
+    return value
+
+
+def estimator_params(model: str, given: dict, *, seed: int, quiet: bool, accepted) -> dict:
+    """The keyword arguments for the estimator of ``model``: options given on the command
+    line (an error when the model lacks the parameter), then the CLI's defaults for the
+    parameters the model takes."""
+    cls_params = set(accepted)
+    unknown = [p for p in given if p not in cls_params]
+    if unknown:
+        flags = ", ".join(_flag(p) for p in unknown)
+        takes = sorted(_flag(p) for _, p, _, _ in MODEL_OPTIONS if p in cls_params)
+        raise UserError(f"{flags} {'does' if len(unknown) == 1 else 'do'} not apply to --model {model}; "
+                        f"it takes {', '.join(takes) or 'no model options'}.")
+    params = {p: _convert(p, v) for p, v in given.items()}
+    if params.get("early_stopping") and "validation_fraction" not in params:
+        params["validation_fraction"] = 0.1
+    for p, v in {**COMMON_DEFAULTS, **MODEL_DEFAULTS.get(model, {})}.items():
+        if p in cls_params and p not in params:
+            params[p] = v
+    if "random_state" in cls_params:
+        params["random_state"] = seed
+    if "verbose" in cls_params:
+        params["verbose"] = not quiet
+    return params
+
+
+def _jsonable(value):
+    """numpy scalars/arrays, tuples and non-finite floats made JSON-safe."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _set_threads(n) -> None:
+    if n is None:
+        return
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _check_threads(n) -> None:
+    if n is not None and n < 1:
+        raise UserError(f"--threads must be an integer >= 1; got {n}.")
+
+
+# -- verbs --------------------------------------------------------------------------------
+def cmd_fit(args) -> int:
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        return _fit(args)
+    finally:  # main() may run in-process (tests, notebooks): leave torch as it was
+        torch.set_num_threads(threads_before)
+
+
+def _fit(args) -> int:
+    t_start = time.perf_counter()
+    given = {p: getattr(args, p) for _, p, _, _ in MODEL_OPTIONS if hasattr(args, p)}
+    _check_threads(args.threads)
+    cls = _estimator_class(args.model)
+    accepted = cls().get_params(deep=False)
+    params = estimator_params(args.model, given, seed=args.seed, quiet=args.quiet, accepted=accepted)
+
+    import torch
+
+    from . import io as aekit_io
+    from . import report
+    from .data import load_dataset
+
+    dataset = load_dataset(args.data, data_dir=args.data_dir, test_fraction=args.test_fraction,
+                           random_state=args.seed, label_column=args.label_column)
+    n_train, d = dataset.X_train.shape
+    _set_threads(args.threads if args.threads is not None else (1 if n_train * d <= SMALL_PROBLEM else None))
+    if args.model == "pca" and "n_components" not in given:
+        params["n_components"] = min(params["n_components"], n_train, d)
+    if dataset.image_shape is not None and "image_shape" in accepted and (
+            args.model == "conv" or params.get("conv_channels") is not None):
+        params["image_shape"] = dataset.image_shape
+    est = cls(**params)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder.")
+
+    t_fit = time.perf_counter()
+    est.fit(dataset.X_train)
+    fit_seconds = time.perf_counter() - t_fit
+
+    aekit_io.save(est, out / "model.safetensors")
+    metrics = {
+        "model": args.model, "estimator": type(est).__name__, "data": dataset.name, "data_source": dataset.source,
+        "n_train": int(n_train), "n_test": int(dataset.X_test.shape[0]), "n_features": int(d),
+        "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
+        "n_components": int(getattr(est, "n_components_", 0) or 0) or None,
+    }
+    if getattr(est, "loss_", None) is not None:
+        metrics["loss_function"] = est.loss_
+    metrics.update(report.evaluate(est, dataset))
+    history = getattr(est, "history_", None) or []
+    metrics.update(fit_seconds=fit_seconds, epochs_run=len(history) or None)
+    settings = {"data": args.data, "model": args.model, "estimator": type(est).__name__,
+                "test_fraction": args.test_fraction, "seed": args.seed,
+                "threads": torch.get_num_threads(),
+                **{k: v for k, v in est.get_params(deep=False).items() if k not in ("verbose", "checkpoint_path")}}
+    metrics["total_seconds"] = time.perf_counter() - t_start  # so far; updated below
+    report.build_report(est, dataset, metrics, out / "report.html", settings=settings, seed=args.seed)
+    metrics["total_seconds"] = time.perf_counter() - t_start
+    metrics.update(history=history, settings=settings,
+                   versions={"aekit": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                             "python": sys.version.split()[0]})
+    aekit_io.atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    if not args.quiet:
+        err = metrics["test_squared_error_per_example"]
+        base = metrics["baseline_test_squared_error_per_example"]
+        what = (f"test squared error per example {err:.4g} (predicting the training mean: {base:.4g})"
+                if err is not None else f"training squared error per example {metrics['train_squared_error_per_example']:.4g}")
+        print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
+              f"wrote {out / 'model.safetensors'}, metrics.json, report.html")
+    return 0
+
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".csv", ".tsv")
+
+
+def read_rows(path) -> np.ndarray:
+    """All rows of an input file (.npy, .npz, .csv, .tsv) as float32 (n, d); nothing held out."""
+    from .data import load_dataset
+
+    path = Path(path)
+    if path.suffix.lower() not in ARRAY_SUFFIXES:
+        raise UserError(f"--input {path}: unsupported file type {path.suffix or '(none)'!r}; use .npy, .npz, .csv or .tsv.")
+    if not path.is_file():
+        raise UserError(f"input file not found: {path}")
+    try:
+        return load_dataset(path, test_fraction=0.0).X_train
+    except ValueError as exc:
+        raise UserError(f"--input {path}: {exc}") from None
+
+
+def write_rows(path, A: np.ndarray) -> Path:
+    """Write an array atomically as .npy or .csv (by the extension)."""
+    from .io import atomic_write
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(A), allow_pickle=False)
+    elif suffix == ".csv":
+        def write(tmp):
+            np.savetxt(tmp, A, delimiter=",", fmt="%.9g")
+    else:
+        raise UserError(f"--output {path}: unsupported file type {suffix or '(none)'!r}; use .npy or .csv.")
+    return atomic_write(path, write)
+
+
+def cmd_apply(args) -> int:
+    out_suffix = Path(args.output).suffix.lower()
+    if out_suffix not in (".npy", ".csv"):
+        raise UserError(f"--output {args.output}: unsupported file type {out_suffix or '(none)'!r}; use .npy or .csv.")
+    _check_threads(args.threads)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _set_threads(args.threads)
+        return _apply(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _apply(args) -> int:
+    from .io import load
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    est = load(model_path)
+    X = read_rows(args.input)
+    try:
+        result = est.transform(X) if args.verb == "encode" else est.reconstruct(X)
+    except ValueError as exc:
+        raise UserError(f"--input {args.input}: {exc}") from None
+    write_rows(args.output, result)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .data import available_datasets, data_home
+
+    rows = []
+    for info in available_datasets(args.data_dir):
+        c, h, w = info["image_shape"]
+        status = "yes" if info["available"] else ("download" if info["downloadable"] else "no")
+        rows.append((info["name"], f"{info['n_train']}/{info['n_test']}", f"{c}x{h}x{w}", str(info["n_classes"]),
+                     status, info["location"]))
+    header = ("NAME", "TRAIN/TEST", "SHAPE", "CLASSES", "LOCAL", "LOCATION")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
+    for r in [header] + rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+    print(f"\ndata folder: {data_home(args.data_dir)} (set $AEKIT_DATA or --data-dir to change it)")
+    print("LOCAL: yes = ready; download = fetched on first use. Also accepted by --data: .npy, .npz, .csv, "
+          ".tsv files and folders of images.")
+    return 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``aekit`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (status 2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "datasets": cmd_datasets}[args.verb]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("aekit: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+            FloatingPointError) as exc:
+        print(f"aekit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
