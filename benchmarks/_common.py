@@ -45,6 +45,7 @@ def machine_info() -> dict:
         "numpy": numpy.__version__,
         "sklearn": sklearn.__version__,
         "aekit": aekit.__version__,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
