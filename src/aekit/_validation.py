@@ -6,9 +6,11 @@ transform time) but returns float32, the dtype every aekit model computes in.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
+import torch
 
 
 class NotNumericError(ValueError, TypeError):
@@ -54,11 +56,11 @@ def check_array(X, *, name: str = "X", allow_image: bool = False, dtype=np.float
     if arr.size == 0:
         raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    # Fast path: a finite sum means every value is finite; only otherwise scan elementwise
-    # (the sum can also overflow on finite data, which the scan then clears).
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = arr.sum(dtype=np.float64)
-    if not np.isfinite(total) and not np.isfinite(arr).all():
+    # Fast path: a finite sum means every value is finite (torch sums the shared buffer on
+    # all threads, no copy); only otherwise scan elementwise, since a sum of finite values
+    # can also overflow to inf.
+    total = torch.from_numpy(arr).sum().item()
+    if not math.isfinite(total) and not np.isfinite(arr).all():
         n_nan = int(np.isnan(arr).sum())
         n_inf = int(np.isinf(arr).sum())
         raise ValueError(f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} inf values); clean or impute them first.")
