@@ -23,6 +23,15 @@ from ._validation import check_array, check_n_features
 ESTIMATORS: dict[str, type] = {}
 
 
+def store_params(estimator, params: dict) -> None:
+    """Store every ``__init__`` argument unchanged under its own name (scikit-learn's rule).
+
+    Call as ``store_params(self, locals())`` on the first line of ``__init__``."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 class AekitEstimator(TransformerMixin, BaseEstimator):
     """Base class: fit / transform / inverse_transform / score_samples, plus save/load."""
 

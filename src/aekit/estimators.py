@@ -20,7 +20,7 @@ import torch
 
 from ._validation import (check_array, check_choice, check_fraction, check_nonnegative, check_positive_int,
                           check_random_state)
-from .base import AekitEstimator
+from .base import AekitEstimator, store_params
 from .model import build_model
 from .parts.codes import gaussian_kl
 from .parts.losses import resolve_loss
@@ -28,12 +28,6 @@ from .train import TrainConfig, resolve_device, train
 
 _CHUNK = 4096  # rows per forward pass at inference time
 
-
-def _store_params(estimator, params: dict) -> None:
-    """Store every ``__init__`` argument unchanged under its own name (scikit-learn's rule)."""
-    for name, value in params.items():
-        if name not in ("self", "__class__"):
-            setattr(estimator, name, value)
 
 
 class _NeuralEstimator(AekitEstimator):
@@ -199,7 +193,7 @@ class Autoencoder(_NeuralEstimator):
                  learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=50, batch_size=128,
                  validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4, random_state=None,
                  device="cpu", verbose=False, checkpoint_path=None):
-        _store_params(self, locals())
+        store_params(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -265,7 +259,7 @@ class ConvAutoencoder(_NeuralEstimator):
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=30,
                  batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4,
                  random_state=None, device="cpu", verbose=False, checkpoint_path=None):
-        _store_params(self, locals())
+        store_params(self, locals())
 
     def _prepare_shape(self, X):
         self.image_shape_ = _image_shape_from(X, self.image_shape)
@@ -297,7 +291,7 @@ class VAE(_NeuralEstimator):
                  epochs=50, batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10,
                  tol=1e-4, n_score_samples=10, random_state=None, device="cpu", verbose=False,
                  checkpoint_path=None):
-        _store_params(self, locals())
+        store_params(self, locals())
 
     @property
     def _image_input(self):

@@ -23,7 +23,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from .._validation import check_nonnegative, check_positive_int, check_random_state
-from ..base import AekitEstimator
+from ..base import AekitEstimator, store_params
 
 
 def _posterior(W: torch.Tensor, psi: torch.Tensor):
@@ -52,10 +52,7 @@ class FactorAnalysis(AekitEstimator):
     """
 
     def __init__(self, n_components=None, max_iter=1000, tol=1e-2, random_state=None):
-        self.n_components = n_components
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self, n: int, d: int) -> int:
         check_positive_int(self.max_iter, "max_iter")

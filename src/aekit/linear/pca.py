@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .._validation import check_choice, check_positive_int, check_random_state
-from ..base import AekitEstimator
+from ..base import AekitEstimator, store_params
 
 SOLVERS = ("auto", "covariance", "snapshot", "randomized")
 
@@ -124,12 +124,7 @@ class PCA(AekitEstimator):
 
     def __init__(self, n_components=None, whiten=False, svd_solver="auto", iterated_power=4,
                  n_oversamples=10, random_state=None):
-        self.n_components = n_components
-        self.whiten = whiten
-        self.svd_solver = svd_solver
-        self.iterated_power = iterated_power
-        self.n_oversamples = n_oversamples
-        self.random_state = random_state
+        store_params(self, locals())
 
     # -- fitting -------------------------------------------------------------------------
     def _check_params(self, n: int, d: int) -> int:

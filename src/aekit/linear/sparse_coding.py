@@ -29,7 +29,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from .._validation import check_nonnegative, check_positive_int, check_random_state
-from ..base import AekitEstimator
+from ..base import AekitEstimator, store_params
 
 
 def _as_tensor(A, dtype=None) -> torch.Tensor:
@@ -112,14 +112,7 @@ class SparseCoding(AekitEstimator):
 
     def __init__(self, n_components=None, alpha=1.0, max_iter=10, tol=1e-4, fista_max_iter=1000,
                  fista_tol=1e-4, batch_size=256, random_state=None):
-        self.n_components = n_components
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.tol = tol
-        self.fista_max_iter = fista_max_iter
-        self.fista_tol = fista_tol
-        self.batch_size = batch_size
-        self.random_state = random_state
+        store_params(self, locals())
 
     def _check_params(self, d: int) -> int:
         check_nonnegative(self.alpha, "alpha")
