@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA as SkPCA

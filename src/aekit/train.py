@@ -14,6 +14,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -145,15 +146,9 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
         stopper = _EarlyStopping(config.patience, config.tol) if X_val is not None else None
         history: list[dict] = []
         start_epoch = 0
-        if resume and config.checkpoint_path and _exists(config.checkpoint_path):
+        if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
             start_epoch, history = load_checkpoint(config.checkpoint_path, model, optimizer, scheduler, generator, stopper)
         return _loop(model, X, X_val, config, optimizer, scheduler, generator, stopper, history, start_epoch, callback)
-
-
-def _exists(path) -> bool:
-    from pathlib import Path
-
-    return Path(path).exists()
 
 
 def _loop(model, X, X_val, cfg, optimizer, scheduler, generator, stopper, history, start_epoch, callback):
