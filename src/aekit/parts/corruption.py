@@ -76,19 +76,13 @@ class SaltAndPepper(Corruption):
         return f"p={self.p}, low={self.low}, high={self.high}"
 
 
-CORRUPTIONS = {
-    None: NoCorruption,
-    "none": NoCorruption,
-    "gaussian": GaussianNoise,
-    "masking": MaskingNoise,
-    "salt-and-pepper": SaltAndPepper,
-}
+NOISE_NAMES = (None, "none", "gaussian", "masking", "salt-and-pepper")
 
 
 def make_corruption(name: str | None, level: float = 0.0, value_range=(0.0, 1.0)) -> Corruption:
     """Build a corruption from its name: None/'none', 'gaussian' (σ = level),
     'masking' (p = level) or 'salt-and-pepper' (p = level, values from value_range)."""
-    if name not in CORRUPTIONS:
+    if name not in NOISE_NAMES:
         raise ValueError(f"noise must be one of None, 'gaussian', 'masking', 'salt-and-pepper'; got {name!r}.")
     if name in (None, "none"):
         return NoCorruption()

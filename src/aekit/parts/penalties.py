@@ -20,7 +20,7 @@ product per projection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -37,7 +37,6 @@ class Batch:
     x_in: torch.Tensor         # the encoder's input, C(x)
     code: CodeOutput
     model: nn.Module
-    extras: dict = field(default_factory=dict)
 
 
 class Penalty:
