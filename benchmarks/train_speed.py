@@ -98,7 +98,7 @@ def contractive_overhead(X, batch_size=128, repeat=20):
     def brute_force(model, x):
         """‖J‖²_F from k vector-Jacobian products: one backward pass per code unit."""
         x = x.detach().requires_grad_(True)
-        h = model.encode_mean(x)
+        h = model.encode_point(x)
         total = 0.0
         for j in range(h.shape[1]):
             (g,) = torch.autograd.grad(h[:, j].sum(), x, create_graph=True)

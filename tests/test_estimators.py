@@ -13,7 +13,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
-from aekit.linear.linear_autoencoder import LinearAutoencoder
+from aekit.estimators import LinearAutoencoder
 
 FAST = dict(epochs=3, random_state=0)
 

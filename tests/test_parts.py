@@ -19,7 +19,7 @@ def brute_force_jacobian_sq(model, x):
     """‖∂f/∂x‖²_F per example from the full Jacobian, one row at a time."""
     out = []
     for row in x:
-        J = torch.autograd.functional.jacobian(lambda v: model.encode_mean(v[None])[0], row)
+        J = torch.autograd.functional.jacobian(lambda v: model.encode_point(v[None])[0], row)
         out.append(J.pow(2).sum())
     return torch.stack(out)
 
@@ -56,7 +56,7 @@ def test_contractive_penalty_float32_is_within_1e4_of_brute_force():
 def test_one_layer_sigmoid_closed_form():
     """Rifai et al. (2011): ‖J‖²_F = Σ_j (h_j(1 − h_j))² Σ_i W_ji²."""
     torch.manual_seed(2)
-    model = build_model(10, n_components=4, code_activation="sigmoid", contractive=1.0).double()
+    model = build_model(10, n_components=4, hidden_layer_sizes=(), code_activation="sigmoid", contractive=1.0).double()
     x = torch.randn(5, 10, dtype=torch.float64)
     W, b = model.code.linear.weight, model.code.linear.bias
     h = torch.sigmoid(x @ W.T + b)
@@ -90,7 +90,7 @@ def test_hutchinson_estimator_is_unbiased():
     model = build_model(8, n_components=6, hidden_layer_sizes=(10,), activation="tanh", contractive=1.0).double()
     x = torch.randn(3, 8, dtype=torch.float64)
     exact = mlp_jacobian_frobenius_sq(x, *model.encoder_layers())
-    draws = torch.stack([hutchinson_jacobian_frobenius_sq(x, model.encode_mean, 1).detach() for _ in range(4000)])
+    draws = torch.stack([hutchinson_jacobian_frobenius_sq(x, model.encode_point, 1).detach() for _ in range(4000)])
     mean, se = draws.mean(0), draws.std(0) / math.sqrt(draws.shape[0])
     assert ((mean - exact).abs() < 4 * se).all(), (mean, exact, se)
 
@@ -115,11 +115,11 @@ def test_gaussian_code_reparameterisation_moments():
     code = GaussianCode(4, 2).train()
     f = torch.randn(1, 4).expand(100_000, 4)
     out = code(f)
-    mu, std = out.mean[0], torch.exp(0.5 * out.logvar[0])
+    mu, std = out.h[0], torch.exp(0.5 * out.logvar[0])
     assert torch.allclose(out.z.mean(0), mu, atol=4 * std.max().item() / 300)
     assert torch.allclose(out.z.std(0), std, rtol=0.02)
     code.eval()
-    assert torch.equal(code(f[:3]).z, code(f[:3]).mean)
+    assert torch.equal(code(f[:3]).z, code(f[:3]).h)
 
 
 def test_kl_sparsity_formula():
@@ -195,10 +195,10 @@ def test_contractive_penalty_with_centred_inputs_matches_brute_force():
     x = torch.rand(5, 10, dtype=torch.float64)
     model.init_from_data(x)
     assert model.offset.abs().sum() > 0
-    from aekit.parts.penalties import Batch, Contractive
+    from aekit.parts.penalties import Context, Contractive
 
     code = model.encode(x)
-    value = Contractive(1.0)(Batch(x=x, x_in=x, code=code, model=model))
+    value = Contractive(1.0)(Context(x=x, x_in=x, code=code, model=model))
     brute = brute_force_jacobian_sq(model, x)
     assert ((value - brute).abs() / brute).max().item() < 1e-6
 

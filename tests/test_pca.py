@@ -115,7 +115,7 @@ def test_score_samples_is_a_gaussian_log_density(rng):
 
 @pytest.mark.parametrize("params, message", [
     ({"n_components": 31}, "n_components=31 must be between 1 and min"),
-    ({"n_components": 0}, "n_components=0"),
+    ({"n_components": 0}, "n_components must be an integer >= 1 or None; got 0"),
     ({"n_components": 2.5}, "n_components must be an int"),
     ({"svd_solver": "arpack"}, "svd_solver must be one of"),
     ({"iterated_power": -1}, "iterated_power"),

@@ -72,18 +72,23 @@ def test_learning_rate_schedules():
     assert hist[0]["lr"] == pytest.approx(0.01) and hist[-1]["lr"] < hist[1]["lr"] < 0.01
 
 
-def test_early_stopping_stops_and_restores_best():
-    X = digits()
-    model = make()
-    # An absurd learning rate makes validation loss wander; patience 2 must stop it early.
-    hist = train(model, X, TrainConfig(epochs=40, learning_rate=0.5, validation_fraction=0.2,
-                                       early_stopping=True, patience=2, seed=0))
-    assert len(hist) < 40
-    best = min(h["val_loss"] for h in hist)
-    from aekit.train import evaluate, split_validation
+def test_early_stopping_stops_at_patience_and_restores_best():
+    """A wide network on 40 rows overfits: the loss on held-out rows falls, then rises. Training
+    must stop exactly `patience` epochs after the best one and hand back the best weights."""
+    from aekit.train import evaluate
 
-    _, X_val = split_validation(X, 0.2, torch.Generator().manual_seed(0))
-    assert evaluate(model, X_val) == pytest.approx(best, rel=1e-5)
+    X = digits()
+    X_tr, X_val = X[:40], X[1000:1300]
+    torch.manual_seed(0)
+    model = build_model(64, n_components=32, hidden_layer_sizes=(256,), loss="bce")
+    hist = train(model, X_tr, TrainConfig(epochs=400, learning_rate=1e-2, batch_size=8, early_stopping=True, patience=5,
+                                          tol=0.0, seed=0), X_val=X_val)
+    val = [h["val_loss"] for h in hist]
+    best = int(np.argmin(val))
+    assert len(hist) < 400, "never stopped"
+    assert len(hist) == best + 1 + 5, (len(hist), best)
+    assert val[-1] > val[best]  # it did get worse before stopping
+    assert evaluate(model, X_val) == pytest.approx(val[best], rel=1e-6)  # the best weights, not the last
 
 
 def test_checkpoint_is_written_atomically_and_readable(tmp_path):

@@ -13,9 +13,10 @@ from .estimators import (  # noqa: E402
     ContractiveAutoencoder,
     ConvAutoencoder,
     DenoisingAutoencoder,
+    LinearAutoencoder,
     SparseAutoencoder,
 )
-from .linear import PCA, FactorAnalysis, LinearAutoencoder, SparseCoding  # noqa: E402
+from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
 
 __all__ = [
     "Autoencoder",

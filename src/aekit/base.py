@@ -1,8 +1,11 @@
 """The base every aekit estimator shares: scikit-learn conventions and the save protocol.
 
 An estimator stores its hyper-parameters in ``__init__`` unchanged, does its work in ``fit``
-and keeps what it learned in attributes ending in ``_``. To be saved with :func:`aekit.save`
-it implements two methods:
+and keeps what it learned in attributes ending in ``_``. Its parameters are not written by
+hand: a class names them with ``_param_defaults = aekit.settings.parameters(groups..., **defaults)``
+and gets an ``__init__`` with that signature, a "Parameters" docstring section and
+:meth:`AekitEstimator._checked_params`, all from the declarations in :mod:`aekit.settings`.
+To be saved with :func:`aekit.save` it implements two methods:
 
 * ``_get_state() -> (arrays, meta)``: the learned arrays (name -> numpy array) and the other
   learned attributes as a JSON-serialisable dict;
@@ -14,30 +17,61 @@ pickle.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from . import settings as _settings
 from ._validation import check_array, check_n_features
 
 ESTIMATORS: dict[str, type] = {}
 
 
-def store_params(estimator, params: dict) -> None:
-    """Store every ``__init__`` argument unchanged under its own name (scikit-learn's rule).
+def _install_init(cls) -> None:
+    """Give ``cls`` an ``__init__(self, n_components=..., *, name=default, ...)`` built from
+    ``cls._param_defaults``: it stores each argument unchanged (scikit-learn's rule), and its
+    signature is what ``get_params`` reads."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    for i, (name, default) in enumerate(cls._param_defaults.items()):
+        kind = P.POSITIONAL_OR_KEYWORD if i == 0 and name == "n_components" else P.KEYWORD_ONLY
+        params.append(P(name, kind, default=default))
+    signature = inspect.Signature(params)
 
-    Call as ``store_params(self, locals())`` on the first line of ``__init__``."""
-    for name, value in params.items():
-        if name not in ("self", "__class__"):
-            setattr(estimator, name, value)
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}(): {exc}") from None
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{cls.__name__}.__init__"
+    cls.__init__ = __init__
+    doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+    cls.__doc__ = doc + "\n\n" + _settings.docstring(cls._param_defaults)
 
 
 class AekitEstimator(TransformerMixin, BaseEstimator):
     """Base class: fit / transform / inverse_transform / score_samples, plus save/load."""
 
+    _param_defaults: dict = {}
+    report_sections: tuple = ("reconstructions", "code-map", "loss-curves")  # see aekit.report.build.SECTIONS
+    report_metrics: tuple = ()  # extra metrics of aekit.report.build.evaluate
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         ESTIMATORS[cls.__name__] = cls
+        if "_param_defaults" in cls.__dict__:
+            _install_init(cls)
+
+    def _checked_params(self) -> _settings.Settings:
+        """Every parameter checked against its declaration (a clear error naming a bad one)."""
+        return _settings.Settings(_settings.check({n: getattr(self, n) for n in self._param_defaults}, type(self).__name__))
 
     # -- validation helpers --------------------------------------------------------------
     def _validate_fit_input(self, X, *, allow_image: bool = False) -> np.ndarray:

@@ -32,7 +32,7 @@ MODELS = {
     "vae": ("aekit.estimators", "VAE"),
     "conv": ("aekit.estimators", "ConvAutoencoder"),
     "pca": ("aekit.linear", "PCA"),
-    "linear": ("aekit.linear", "LinearAutoencoder"),
+    "linear": ("aekit.estimators", "LinearAutoencoder"),
     "fa": ("aekit.linear", "FactorAnalysis"),
     "sparse-coding": ("aekit.linear", "SparseCoding"),
 }
@@ -55,57 +55,48 @@ MODEL_DEFAULTS = {
     "sparse-coding": {"n_components": 100, "alpha": 0.2},
 }
 
-# (flags, estimator parameter, argparse keywords, help). Each option is passed to the model
-# only when the model takes that parameter; given explicitly to a model without it, an error.
-_choices_noise = ("none", "gaussian", "masking", "salt-and-pepper")
-_choices_schedule = ("none", "cosine", "step", "plateau")
-MODEL_OPTIONS = [
-    (("--code",), "n_components", dict(type=int, metavar="N"),
-     "code size k (n_components): units in the code layer, components of PCA/FA, atoms of sparse coding "
-     "(default per model: ae/dae/cae/conv/linear/fa 16, sae 64, vae 2, pca 100 or fewer, sparse-coding 100)"),
-    (("--hidden",), "hidden_layer_sizes", dict(type=int, nargs="*", metavar="N"),
-     "encoder hidden layer sizes, e.g. --hidden 256 128; the decoder mirrors them; give none for no hidden "
-     "layer (default: 256 for ae/dae/sae/cae, 256 128 for vae)"),
-    (("--conv-channels",), "conv_channels", dict(type=int, nargs="+", metavar="N"),
-     "convolution channels of a conv model or a convolutional VAE, e.g. --conv-channels 32 64"),
-    (("--activation",), "activation", dict(choices=("relu", "sigmoid", "tanh", "linear")),
-     "activation of the hidden layers (default: relu)"),
-    (("--loss",), "loss", dict(choices=("auto", "mse", "bce")),
-     "reconstruction loss: mse (squared error), bce (cross-entropy, data in [0, 1]) or auto (bce when the "
-     "data lie in [0, 1]) (default: auto)"),
-    (("--noise",), "noise", dict(choices=_choices_noise),
-     "input corruption for denoising (default: none; masking for dae)"),
-    (("--noise-level",), "noise_level", dict(type=float, metavar="P"),
-     "corruption strength: σ for gaussian, fraction p for masking and salt-and-pepper (default: 0.1; 0.25 for dae)"),
-    (("--l1",), "l1", dict(type=float, metavar="W"), "weight of an L1 penalty on the code (default: 0)"),
-    (("--sparsity",), "sparsity_weight", dict(type=float, metavar="W"),
-     "weight of the KL sparsity penalty on mean code activations (default: 0; 1 for sae)"),
-    (("--sparsity-target",), "sparsity_target", dict(type=float, metavar="RHO"),
-     "target mean activation ρ of the sparsity penalty (default: 0.05)"),
-    (("--contractive",), "contractive", dict(type=float, metavar="W"),
-     "weight of the contractive penalty ‖∂f/∂x‖² (default: 0; 0.1 for cae)"),
-    (("--beta",), "beta", dict(type=float, metavar="B"), "weight β of the KL term of a VAE (default: 1)"),
-    (("--weight-decay",), "weight_decay", dict(type=float, metavar="W"),
-     "L2 penalty on the weights (default: 0)"),
-    (("--epochs",), "epochs", dict(type=int, metavar="N"),
-     "training epochs of a neural model (default: 100; 30 for conv)"),
-    (("--max-iter",), "max_iter", dict(type=int, metavar="N"),
-     "most iterations of factor analysis (EM steps, default: 1000) or sparse coding (dictionary epochs, default: 10)"),
-    (("--batch-size",), "batch_size", dict(type=int, metavar="N"), "mini-batch size (default: 64)"),
-    (("--lr",), "learning_rate", dict(type=float, metavar="LR"), "learning rate (default: 0.001; 0.003 for linear)"),
-    (("--optimizer",), "optimizer", dict(choices=("adam", "sgd")), "optimiser (default: adam)"),
-    (("--lr-schedule",), "lr_schedule", dict(choices=_choices_schedule),
-     "learning-rate schedule (default: none)"),
-    (("--validation-fraction",), "validation_fraction", dict(type=float, metavar="F"),
-     "fraction of the training rows held out to draw a validation curve (default: 0.1 for neural models)"),
-    (("--early-stopping",), "early_stopping", dict(action="store_true"),
-     "stop when the validation loss stops improving and keep the best weights"),
-    (("--patience",), "patience", dict(type=int, metavar="N"),
-     "epochs without improvement before early stopping (default: 10)"),
-    (("--alpha",), "alpha", dict(type=float, metavar="LAMBDA"),
-     "sparse coding penalty λ on ‖h‖₁ (default: 0.2)"),
-    (("--device",), "device", dict(metavar="DEV"), "cpu, cuda, mps or auto (default: cpu)"),
-]
+
+
+def _option_kwargs(setting) -> dict:
+    """argparse keywords for a declared setting."""
+    if setting.kind == "bool":
+        return dict(action=argparse.BooleanOptionalAction)
+    if setting.kind == "choice":
+        return dict(choices=tuple("none" if c is None else c for c in setting.choices), metavar="{" + ",".join(
+            "none" if c is None else c for c in setting.choices) + "}")
+    if setting.kind == "sizes":
+        return dict(type=int, nargs="+" if setting.min_len else "*", metavar="N")
+    if setting.kind in ("int", "float"):
+        return dict(type=int if setting.kind == "int" else float, metavar="N" if setting.kind == "int" else "X")
+    return dict(metavar="VALUE")
+
+
+def _show(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value) or "(none)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _defaults_text(param: str) -> str:
+    """The default each model uses for ``param`` (its class default or the CLI's), as words."""
+    per_model = {}
+    for model in MODELS:
+        accepted = _estimator_class(model)._param_defaults
+        if param in accepted:
+            per_model[model] = {**accepted, **COMMON_DEFAULTS, **MODEL_DEFAULTS.get(model, {})}[param]
+    values = list(per_model.values())
+    common = max(set(map(_show, values)), key=[_show(v) for v in values].count)
+    others = [f"{m} {_show(v)}" for m, v in per_model.items() if _show(v) != common]
+    return f"default: {common}" + (f"; {', '.join(others)}" if others else "") + "; models " + "/".join(per_model)
+
+
+def model_options():
+    """The declared settings that `aekit fit` offers: (setting, argparse keywords)."""
+    from .settings import SETTINGS
+
+    return [(s, _option_kwargs(s)) for s in SETTINGS.values() if s.cli]
 
 
 class UserError(ValueError):
@@ -113,9 +104,10 @@ class UserError(ValueError):
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model options (passed only to models that take them)")
-    for flags, param, kwargs, help_text in MODEL_OPTIONS:
-        g.add_argument(*flags, dest=param, default=argparse.SUPPRESS, help=help_text, **kwargs)
+    g = p.add_argument_group("model options (from aekit.settings; each passed only to the models that take it)")
+    for setting, kwargs in model_options():
+        g.add_argument(setting.option, dest=setting.name, default=argparse.SUPPRESS,
+                       help=f"{setting.help} ({_defaults_text(setting.name)})".replace("%", "%%"), **kwargs)
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -190,16 +182,17 @@ def _estimator_class(model: str):
 
 
 def _flag(param: str) -> str:
-    for flags, p, _, _ in MODEL_OPTIONS:
-        if p == param:
-            return flags[0]
-    return param
+    from .settings import SETTINGS
+
+    return SETTINGS[param].option if param in SETTINGS else param
 
 
 def _convert(param: str, value):
-    if param in ("noise", "lr_schedule") and value == "none":
+    from .settings import SETTINGS
+
+    if SETTINGS[param].kind == "choice" and value == "none":
         return None
-    if param in ("hidden_layer_sizes", "conv_channels"):
+    if isinstance(value, list):
         return tuple(value)
     return value
 
@@ -212,7 +205,7 @@ def estimator_params(model: str, given: dict, *, seed: int, quiet: bool, accepte
     unknown = [p for p in given if p not in cls_params]
     if unknown:
         flags = ", ".join(_flag(p) for p in unknown)
-        takes = sorted(_flag(p) for _, p, _, _ in MODEL_OPTIONS if p in cls_params)
+        takes = sorted(s.option for s, _ in model_options() if s.name in cls_params)
         raise UserError(f"{flags} {'does' if len(unknown) == 1 else 'do'} not apply to --model {model}; "
                         f"it takes {', '.join(takes) or 'no model options'}.")
     params = {p: _convert(p, v) for p, v in given.items()}
@@ -271,10 +264,10 @@ def cmd_fit(args) -> int:
 
 def _fit(args) -> int:
     t_start = time.perf_counter()
-    given = {p: getattr(args, p) for _, p, _, _ in MODEL_OPTIONS if hasattr(args, p)}
+    given = {s.name: getattr(args, s.name) for s, _ in model_options() if hasattr(args, s.name)}
     _check_threads(args.threads)
     cls = _estimator_class(args.model)
-    accepted = cls().get_params(deep=False)
+    accepted = cls._param_defaults
     params = estimator_params(args.model, given, seed=args.seed, quiet=args.quiet, accepted=accepted)
 
     import torch
@@ -287,10 +280,9 @@ def _fit(args) -> int:
                            random_state=args.seed, label_column=args.label_column)
     n_train, d = dataset.X_train.shape
     _set_threads(args.threads if args.threads is not None else (1 if n_train * d <= SMALL_PROBLEM else None))
-    if args.model == "pca" and "n_components" not in given:
-        params["n_components"] = min(params["n_components"], n_train, d)
-    if dataset.image_shape is not None and "image_shape" in accepted and (
-            args.model == "conv" or params.get("conv_channels") is not None):
+    if "n_components" not in given and params.get("n_components") is not None:
+        params["n_components"] = min(params["n_components"], n_train, d)  # the CLI's default fits the data
+    if dataset.image_shape is not None and "image_shape" in accepted:
         params["image_shape"] = dataset.image_shape
     est = cls(**params)
     out = Path(args.out)
@@ -354,7 +346,7 @@ def read_rows(path) -> np.ndarray:
 
 def write_rows(path, A: np.ndarray) -> Path:
     """Write an array atomically as .npy or .csv (by the extension)."""
-    from .io import atomic_write
+    from ._files import atomic_write
 
     path = Path(path)
     suffix = path.suffix.lower()

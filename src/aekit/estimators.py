@@ -4,88 +4,73 @@
     H = est.transform(X); X_hat = est.inverse_transform(H); s = est.score_samples(X)
 
 Every estimator builds an :class:`aekit.model.AutoencoderModel` with :func:`build_model` in
-``fit`` and trains it with :func:`aekit.train.train`. The named variants
-(DenoisingAutoencoder, SparseAutoencoder, ContractiveAutoencoder) are :class:`Autoencoder`
-with other defaults, not other code.
+``fit`` and trains it with :func:`aekit.train.train`. Its parameters are the settings of the
+groups it names (:mod:`aekit.settings`). The named variants (DenoisingAutoencoder,
+SparseAutoencoder, ContractiveAutoencoder, LinearAutoencoder) are :class:`Autoencoder` with
+other defaults, not other code.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 
 import numpy as np
 import torch
 
-from ._validation import (check_array, check_choice, check_fraction, check_nonnegative, check_positive_int,
-                          check_random_state)
-from .base import AekitEstimator, store_params
+from ._validation import check_array, check_positive_int, check_random_state
+from .base import AekitEstimator
 from .model import build_model
-from .parts.codes import gaussian_kl
 from .parts.losses import resolve_loss
+from .settings import parameters
 from .train import TrainConfig, resolve_device, train
 
 _CHUNK = 4096  # rows per forward pass at inference time
-
 
 
 class _NeuralEstimator(AekitEstimator):
     """Shared machinery: validation, fit, chunked inference, save state."""
 
     _image_input = False  # accept (n, H, W) / (n, C, H, W) arrays
+    _variational = False
 
     # -- subclass hooks --------------------------------------------------------------------
-    def _model_settings(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _prepare_shape(self, X: np.ndarray) -> None:
+    def _prepare_shape(self, X: np.ndarray, p) -> None:
         """Set shape-dependent fitted attributes (image_shape_) from the training data."""
+        self.image_shape_ = None
 
-    # -- fitting ---------------------------------------------------------------------------
-    def _check_params(self):
-        check_positive_int(self.n_components, "n_components")
-        check_positive_int(self.epochs, "epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number; got {self.learning_rate!r}.")
-        check_fraction(self.validation_fraction, "validation_fraction")
-        check_positive_int(self.patience, "patience")
-        check_choice(self.loss, "loss", {"auto", "mse", "bce"})
-        check_choice(self.optimizer, "optimizer", {"adam", "sgd"})
-        if self.early_stopping and not self.validation_fraction:
+    def _check_combination(self, p) -> None:
+        """Rules that tie settings together (each setting alone is checked by its declaration)."""
+        if p.n_components is None:
+            raise ValueError(f"{type(self).__name__}: n_components must be an integer >= 1; got None.")
+        if p.early_stopping and not p.validation_fraction:
             raise ValueError("early_stopping=True needs a validation split: set validation_fraction > 0 (e.g. 0.1).")
 
-    def _train_config(self, seed: int) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
-            learning_rate=float(self.learning_rate), momentum=self.momentum, lr_schedule=self.lr_schedule,
-            validation_fraction=self.validation_fraction, early_stopping=self.early_stopping,
-            patience=self.patience, tol=self.tol, seed=seed, device=self.device, verbose=self.verbose,
-            checkpoint_path=self.checkpoint_path,
-        )
-
-    def _build(self):
-        settings = self._model_settings()
-        settings.update(n_components=self.n_components, loss=self.loss_, value_range=self.value_range_)
-        return build_model(self.n_features_in_, **settings)
+    # -- fitting ---------------------------------------------------------------------------
+    def _build(self, p=None):
+        p = p or self._checked_params()
+        settings = {k: v for k, v in p.pick("model").items()}
+        settings.update(n_components=self.n_components_, loss=self.loss_)
+        return build_model(self.n_features_in_, **settings, image_shape=self.image_shape_,
+                           value_range=self.value_range_, variational=self._variational)
 
     def fit(self, X, y=None, *, X_val=None, resume: bool = False):
         """Train on the rows of X (labels y are ignored). ``X_val`` overrides the validation
         split; ``resume=True`` continues from ``checkpoint_path`` when it exists."""
-        self._check_params()
+        p = self._checked_params()
+        self._check_combination(p)
         X = self._validate_fit_input(X, allow_image=self._image_input)
-        self._prepare_shape(X)
+        self._prepare_shape(X, p)
         X2 = X.reshape(X.shape[0], -1)
         self.value_range_ = (float(X2.min()), float(X2.max()))
-        self.loss_ = resolve_loss(self.loss, self.value_range_)
+        self.loss_ = resolve_loss(p.loss, self.value_range_)
         if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
             raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
-        self.n_components_ = int(self.n_components)
-        seed = check_random_state(self.random_state)
+        self.n_components_ = int(p.n_components)
+        seed = check_random_state(p.random_state)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.model_ = self._build()
+            self.model_ = self._build(p)
         self.model_.init_from_data(torch.from_numpy(X2))
         Xv = None
         if X_val is not None:
@@ -93,8 +78,9 @@ class _NeuralEstimator(AekitEstimator):
             if int(np.prod(Xv.shape[1:])) != self.n_features_in_:
                 raise ValueError(f"X_val has {int(np.prod(Xv.shape[1:]))} features, X has {self.n_features_in_}.")
             Xv = torch.from_numpy(Xv.reshape(Xv.shape[0], -1))
+        config = TrainConfig(**{k: v for k, v in p.pick("train").items() if k != "random_state"}, seed=seed)
         t0 = time.perf_counter()
-        self.history_ = train(self.model_, torch.from_numpy(X2), self._train_config(seed), X_val=Xv, resume=resume)
+        self.history_ = train(self.model_, torch.from_numpy(X2), config, X_val=Xv, resume=resume)
         self.training_time_ = time.perf_counter() - t0
         self.n_iter_ = len(self.history_)
         self.model_.eval()
@@ -120,7 +106,7 @@ class _NeuralEstimator(AekitEstimator):
 
     def transform(self, X) -> np.ndarray:
         """The code of each row: h = f(x) (μ for a VAE); shape (n, n_components)."""
-        return self._map(self.model_.encode_mean, self._rows(X))
+        return self._map(self.model_.encode_point, self._rows(X))
 
     def inverse_transform(self, Z) -> np.ndarray:
         """x̂ = g(z) for each code row, in data space; shape (n, n_features_in_)."""
@@ -132,8 +118,7 @@ class _NeuralEstimator(AekitEstimator):
 
     def reconstruction_error(self, X) -> np.ndarray:
         """L(x, g(f(x))) per row: squared error or cross-entropy, summed over features."""
-        model = self.model_
-        return self._map(lambda x: model.loss(model.decoder(model.encode_mean(x)), x), self._rows(X))
+        return self._map(lambda x: self.model_.terms(x, penalties="none")["recon"], self._rows(X))
 
     def score_samples(self, X) -> np.ndarray:
         """Negative reconstruction error per row (higher = more typical)."""
@@ -163,60 +148,24 @@ class Autoencoder(_NeuralEstimator):
     loss = L(x, g(f(C(x)))) + l1·Σ|h| + sparsity_weight·Σ KL(ρ‖ρ̂) + contractive·‖J_f‖²_F
            + weight_decay·Σ‖W‖²
 
-    Parameters
-    ----------
-    n_components : code size k (as in PCA).
-    hidden_layer_sizes : encoder hidden sizes; the decoder mirrors them. () = one layer.
-    activation : 'relu', 'sigmoid', 'tanh' or 'linear' for hidden layers.
-    code_activation : activation of the code layer ('sigmoid' for KL sparsity).
-    tied : decoder uses the encoder's weights transposed.
-    loss : 'mse' (squared error), 'bce' (sigmoid + cross-entropy, data in [0, 1]) or 'auto'
-        ('bce' when the training data lie in [0, 1]).
-    noise, noise_level : corruption for denoising: None, 'gaussian' (σ), 'masking' (p),
-        'salt-and-pepper' (p).
-    l1, sparsity_weight, sparsity_target, contractive, contractive_method, weight_decay :
-        penalty weights (0 = off); see :mod:`aekit.parts.penalties`.
-    center : the encoder sees x − mean(X_train), as PCA does (helps linear and shallow models).
-    optimizer, learning_rate, momentum, lr_schedule, epochs, batch_size,
-    validation_fraction, early_stopping, patience, tol : training (see :mod:`aekit.train`).
-    random_state : seed; the same seed gives the same model.
-    device : 'cpu', 'cuda', 'mps' or 'auto'.
-    checkpoint_path : write a resumable checkpoint there after each epoch.
-
-    Losses are summed over features and averaged over examples.
+    Losses are summed over features and averaged over examples. Training settings are those
+    of :mod:`aekit.train`; see :mod:`aekit.parts.penalties` for the penalties.
     """
 
-    def __init__(self, n_components=32, *, hidden_layer_sizes=(256,), activation="relu",
-                 code_activation="linear", tied=False, loss="auto", noise=None, noise_level=0.1,
-                 l1=0.0, sparsity_weight=0.0, sparsity_target=0.05, contractive=0.0,
-                 contractive_method="auto", weight_decay=0.0, center=False, optimizer="adam",
-                 learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=50, batch_size=128,
-                 validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4, random_state=None,
-                 device="cpu", verbose=False, checkpoint_path=None):
-        store_params(self, locals())
+    _param_defaults = parameters("size", "mlp", "code", "tied", "center", "loss", "corruption", "l1", "sparsity",
+                         "contractive", "contractive_method", "decay", "train")
 
-    def _check_params(self):
-        super()._check_params()
-        for name in ("noise_level", "l1", "sparsity_weight", "contractive", "weight_decay"):
-            check_nonnegative(getattr(self, name), name)
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, (int, np.integer)):
-            sizes = (sizes,)
-        try:
-            [check_positive_int(s, "hidden_layer_sizes entries") for s in sizes]
-        except TypeError:
-            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers; got {self.hidden_layer_sizes!r}.") from None
+    @property
+    def _sparse_code(self) -> bool:
+        return bool(self.l1 or self.sparsity_weight)
 
-    def _model_settings(self):
-        sizes = self.hidden_layer_sizes
-        return dict(
-            hidden_layer_sizes=(sizes,) if isinstance(sizes, (int, np.integer)) else tuple(sizes),
-            activation=self.activation, code_activation=self.code_activation, tied=self.tied,
-            noise=self.noise, noise_level=self.noise_level, l1=self.l1,
-            sparsity_weight=self.sparsity_weight, sparsity_target=self.sparsity_target,
-            contractive=self.contractive, contractive_method=self.contractive_method,
-            weight_decay=self.weight_decay, center=bool(self.center),
-        )
+    @property
+    def report_sections(self):
+        return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "loss-curves")
+
+    @property
+    def report_metrics(self):
+        return ("code-activation",) if self._sparse_code else ()
 
 
 def _image_shape_from(X: np.ndarray, image_shape) -> tuple[int, int, int]:
@@ -248,29 +197,17 @@ class ConvAutoencoder(_NeuralEstimator):
     then a linear code layer; the decoder mirrors it with transposed convolutions.
     Input rows are flattened images (give ``image_shape``), or arrays (n, H, W) / (n, C, H, W).
     Outputs (inverse_transform, reconstruct) are flattened rows of C·H·W values.
-    Other parameters as :class:`Autoencoder`. The contractive penalty uses Hutchinson's
-    estimator here.
+    The contractive penalty uses Hutchinson's estimator here.
     """
 
     _image_input = True
+    _param_defaults = parameters("size", "conv", "image", "code", "loss", "corruption", "l1", "contractive", "decay",
+                         "train", conv_channels=(32, 64), epochs=30)
 
-    def __init__(self, n_components=32, *, image_shape=None, conv_channels=(32, 64), activation="relu",
-                 loss="auto", noise=None, noise_level=0.1, l1=0.0, contractive=0.0, weight_decay=0.0,
-                 optimizer="adam", learning_rate=1e-3, momentum=0.9, lr_schedule=None, epochs=30,
-                 batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10, tol=1e-4,
-                 random_state=None, device="cpu", verbose=False, checkpoint_path=None):
-        store_params(self, locals())
-
-    def _prepare_shape(self, X):
-        self.image_shape_ = _image_shape_from(X, self.image_shape)
-
-    def _model_settings(self):
-        if not self.conv_channels:
+    def _prepare_shape(self, X, p):
+        if p.conv_channels is None:
             raise ValueError("conv_channels must name at least one convolution, e.g. (32, 64).")
-        return dict(image_shape=self.image_shape_, conv_channels=tuple(int(c) for c in self.conv_channels),
-                    activation=self.activation, noise=self.noise, noise_level=self.noise_level,
-                    l1=self.l1, contractive=self.contractive, contractive_method="hutchinson",
-                    weight_decay=self.weight_decay)
+        self.image_shape_ = _image_shape_from(X, p.image_shape)
 
 
 class VAE(_NeuralEstimator):
@@ -285,31 +222,18 @@ class VAE(_NeuralEstimator):
     decoder are convolutional.
     """
 
-    def __init__(self, n_components=2, *, hidden_layer_sizes=(512, 256), activation="relu", beta=1.0,
-                 loss="auto", noise=None, noise_level=0.1, conv_channels=None, image_shape=None,
-                 weight_decay=0.0, optimizer="adam", learning_rate=1e-3, momentum=0.9, lr_schedule=None,
-                 epochs=50, batch_size=128, validation_fraction=0.0, early_stopping=False, patience=10,
-                 tol=1e-4, n_score_samples=10, random_state=None, device="cpu", verbose=False,
-                 checkpoint_path=None):
-        store_params(self, locals())
+    _variational = True
+    _param_defaults = parameters("size", "mlp", "center", "conv", "image", "variational", "loss", "corruption", "decay",
+                         "train", n_components=2, hidden_layer_sizes=(512, 256))
+    report_sections = ("reconstructions", "code-map", "loss-curves", "samples", "interpolation", "manifold")
+    report_metrics = ("elbo",)
 
     @property
     def _image_input(self):
         return self.conv_channels is not None
 
-    def _check_params(self):
-        super()._check_params()
-        check_nonnegative(self.beta, "beta")
-        check_positive_int(self.n_score_samples, "n_score_samples")
-
-    def _prepare_shape(self, X):
-        self.image_shape_ = _image_shape_from(X, self.image_shape) if self.conv_channels is not None else None
-
-    def _model_settings(self):
-        return dict(hidden_layer_sizes=tuple(self.hidden_layer_sizes), activation=self.activation,
-                    variational=True, beta=self.beta, noise=self.noise, noise_level=self.noise_level,
-                    weight_decay=self.weight_decay, image_shape=self.image_shape_,
-                    conv_channels=None if self.conv_channels is None else tuple(self.conv_channels))
+    def _prepare_shape(self, X, p):
+        self.image_shape_ = _image_shape_from(X, p.image_shape) if p.conv_channels is not None else None
 
     def _log_likelihood_constant(self) -> float:
         """The constant of log p(x|z) that the training loss drops: −(d/2) log π for mse."""
@@ -326,10 +250,9 @@ class VAE(_NeuralEstimator):
         eps = torch.randn(n_samples, self.n_components_, generator=gen).to(self._device())
 
         def terms(x):
-            code = model.code(model.features(x), sample=False)
-            std = torch.exp(0.5 * code.logvar)
-            recon = sum(model.loss(model.decoder(code.mean + std * e), x) for e in eps) / n_samples
-            return torch.stack([recon, gaussian_kl(code.mean, code.logvar)], 1)
+            draws = [model.terms(x, penalties="objective", eps=e) for e in eps]
+            recon = sum(t["recon"] for t in draws) / n_samples
+            return torch.stack([recon, draws[0]["kl"]], 1)
 
         out = self._map(terms, X)
         return out[:, 0], out[:, 1]
@@ -358,21 +281,11 @@ class VAE(_NeuralEstimator):
         return self.inverse_transform((1 - t) * ends[0] + t * ends[1])
 
 
-def _preset(name: str, doc: str, module: str = __name__, **defaults):
-    """An Autoencoder subclass whose parameters default to ``defaults``: same code, new name.
-
-    scikit-learn reads parameters from ``__init__``'s signature, so the signature is
-    Autoencoder's with the new defaults."""
-    base_sig = inspect.signature(Autoencoder.__init__)
-    params = [p.replace(default=defaults[p.name], kind=inspect.Parameter.KEYWORD_ONLY) if p.name in defaults
-              else (p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.name != "self" else p)
-              for p in base_sig.parameters.values()]
-
-    def __init__(self, **kwargs):
-        Autoencoder.__init__(self, **{**defaults, **kwargs})
-
-    __init__.__signature__ = base_sig.replace(parameters=params)
-    return type(name, (Autoencoder,), {"__init__": __init__, "__doc__": doc, "__module__": module, "__qualname__": name})
+# -- presets: Autoencoder with other defaults ------------------------------------------------
+def _preset(name: str, doc: str, **defaults):
+    """An Autoencoder subclass whose parameters default to ``defaults``: same code, new name."""
+    return type(name, (Autoencoder,), {"__doc__": doc, "__module__": __name__, "__qualname__": name,
+                                       "_param_defaults": {**Autoencoder._param_defaults, **defaults}})
 
 
 DenoisingAutoencoder = _preset(
@@ -389,3 +302,12 @@ ContractiveAutoencoder = _preset(
     "ContractiveAutoencoder",
     "An :class:`Autoencoder` with Ω = contractive · ‖∂f(x)/∂x‖²_F (exact for MLP encoders).",
     code_activation="sigmoid", contractive=0.1)
+LinearAutoencoder = _preset(
+    "LinearAutoencoder",
+    "A linear autoencoder, h = W x + b, x̂ = V h + c, trained by gradient descent on Σ(x − x̂)².\n\n"
+    "Under squared error its optimum spans the same subspace as PCA's top-k components (Baldi &\n"
+    "Hornik 1989), though W need not be orthogonal; ``tied=True`` sets V = Wᵀ. Inputs are centred\n"
+    "(x − mean, as PCA): without centring the encoder's bias and weights are coupled and gradient\n"
+    "descent spends a direction of the code on the mean.",
+    hidden_layer_sizes=(), activation="linear", code_activation="linear", loss="mse",
+    center=True, epochs=50, learning_rate=1e-2, batch_size=64, lr_schedule="cosine")

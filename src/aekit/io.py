@@ -12,13 +12,16 @@ flushed to disk, then renamed over it, so a crash never leaves a half-written mo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
+
+from . import estimators as _neural  # noqa: F401  (registers the classes for load)
+from . import linear as _linear  # noqa: F401
+from ._files import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
+from .base import ESTIMATORS, AekitEstimator
 
 FORMAT_VERSION = 1
 
@@ -48,35 +51,9 @@ def _decode(value):
     return value
 
 
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` then atomically move tmp_path onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path, text: str) -> Path:
-    def write(tmp):
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    return atomic_write(path, write)
-
-
 def save(estimator, path) -> Path:
     """Save a fitted aekit estimator to ``path`` (a ``.safetensors`` file)."""
     from . import __version__
-    from .base import AekitEstimator
 
     if not isinstance(estimator, AekitEstimator):
         raise ValueError(f"aekit.save takes an aekit estimator; got {type(estimator).__name__}.")
@@ -125,12 +102,8 @@ def read_header(path) -> dict:
 
 def load(path):
     """Load an estimator written by :func:`save`; it gives bit-identical outputs."""
-    from . import base
-    from . import estimators as _neural  # noqa: F401  (registers the classes)
-    from . import linear as _linear  # noqa: F401
-
     doc = read_header(path)
-    cls = base.ESTIMATORS.get(doc["class"])
+    cls = ESTIMATORS.get(doc["class"])
     if cls is None:
         raise ValueError(f"{doc['path']} holds a {doc['class']!r}, which this aekit does not know.")
     try:

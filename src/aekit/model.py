@@ -2,10 +2,14 @@
 
     loss(x) = mean_batch [ L(x, g(code(f(C(x))))) ] + Σ_k w_k Ω_k
 
-C corrupts (training only), f encodes to features, ``code`` turns features into the code
-(deterministic or Gaussian), g decodes, L compares with the clean x, Ω are the penalties.
-A denoising autoencoder is C = masking; a VAE is a Gaussian code with its KL as a penalty;
-they combine freely. :func:`build_model` makes one from plain settings.
+C corrupts (training only), f's body maps C(x) to what the code layer reads, ``code`` makes
+the code (deterministic or Gaussian), g decodes, L compares with the clean x, Ω are the
+penalties. A denoising autoencoder is C = masking; a VAE is a Gaussian code with its KL as a
+penalty; they combine freely. :func:`build_model` makes one from the declared settings.
+
+One method computes a batch's per-example terms, :meth:`AutoencoderModel.terms`; training
+(``forward``), evaluation and scores (:meth:`AutoencoderModel.objective`), and a VAE's ELBO
+all read their numbers from it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from .parts.codes import DeterministicCode, GaussianCode
 from .parts.corruption import NoCorruption, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
-from .parts.penalties import Batch, Contractive, KLSparsity, L1Code, PriorKL, WeightDecay
+from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, WeightDecay
+from .settings import SETTINGS, check, names
 
 
 @dataclass
@@ -46,31 +51,31 @@ class AutoencoderModel(nn.Module):
         self.decoder = decoder
         self.loss = loss
         self.corruption = corruption if corruption is not None else NoCorruption()
-        self.penalties = list(penalties)
+        self.penalties = nn.ModuleList(penalties)
 
     # -- the maps ------------------------------------------------------------------------
     def centred(self, x: torch.Tensor) -> torch.Tensor:
         """x − m when centring, else x: what the encoder's first layer sees."""
         return x if self.offset is None else x - self.offset
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder body's output for x."""
+    def pre_code(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder body's output for x: what the code layer reads."""
         return self.encoder(self.centred(x))
 
-    def encode(self, x: torch.Tensor):
-        """The full :class:`CodeOutput` of f(x) (sampled z for a Gaussian code in training)."""
-        return self.code(self.features(x))
+    def encode(self, x: torch.Tensor, *, sample: bool | None = None, eps=None):
+        """The full :class:`CodeOutput` of x (z sampled for a Gaussian code in training)."""
+        return self.code(self.pre_code(x), sample=sample, eps=eps)
 
-    def encode_mean(self, x: torch.Tensor) -> torch.Tensor:
-        """The deterministic code: h, or μ for a Gaussian code."""
-        return self.encode(x).mean
+    def encode_point(self, x: torch.Tensor) -> torch.Tensor:
+        """The point code of x: h, or μ for a Gaussian code (what ``transform`` returns)."""
+        return self.encode(x).h
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """x̂ = g(z) in data space (σ applied for cross-entropy models)."""
         return self.loss.to_data(self.decoder(z))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode_mean(x))
+        return self.decode(self.encode_point(x))
 
     def encoder_layers(self):
         """(linears, activations) of f when it is an MLP with a deterministic code, else None."""
@@ -110,57 +115,85 @@ class AutoencoderModel(nn.Module):
             return self.decoder.deconvs[-1].bias
         return None
 
-    # -- the objective -------------------------------------------------------------------
-    def per_example_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """L + per-example penalties for each row (no corruption, no batch-level terms).
+    # -- the objective: one path ---------------------------------------------------------
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
+              sample: bool | None = None, eps=None) -> dict:
+        """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
-        For a VAE with β = 1 in eval mode this is −ELBO estimated with one sample of z."""
-        x_in = x
-        code = self.code(self.features(x_in), sample=True) if self.is_variational else self.encode(x_in)
-        value = self.loss(self.decoder(code.z), x)
-        batch = Batch(x=x, x_in=x_in, code=code, model=self)
-        for penalty in self.penalties:
-            if isinstance(penalty, PriorKL):
-                value = value + penalty.weight * penalty(batch)
-        return value
-
-    def forward(self, x: torch.Tensor) -> Loss:
+        recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
+        ``penalties``: 'all', 'objective' (only those in the per-example objective, the
+        VAE's KL) or 'none'. ``sample``/``eps`` choose a Gaussian code's draw of z.
+        """
         x_in = self.corruption(x)
-        code = self.encode(x_in)
-        recon = self.loss(self.decoder(code.z), x).mean()
-        total = recon
-        terms = {"recon": recon.detach()}
-        batch = Batch(x=x, x_in=x_in, code=code, model=self)
-        for penalty in self.penalties:
-            value = penalty(batch)
+        code = self.encode(x_in, sample=sample, eps=eps)
+        out = {"recon": self.loss(self.decoder(code.z), x)}
+        if penalties != "none":
+            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
+            for penalty in self.penalties:
+                if penalties == "all" or penalty.in_objective:
+                    out[penalty.name] = penalty(ctx)
+        return out
+
+    def weights(self) -> dict:
+        """The weight of each term in the loss."""
+        return {"recon": 1.0, **{p.name: p.weight for p in self.penalties}}
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, sample: bool | None = None,
+                  eps=None) -> torch.Tensor:
+        """Per example: recon + Σ w·(objective penalties). For a VAE with β = 1 this is −ELBO
+        (one draw of z); for the others the reconstruction error. Regularisers excluded."""
+        w = self.weights()
+        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps)
+        return sum(w[k] * v for k, v in terms.items())
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Loss:
+        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts."""
+        w = self.weights()
+        total = 0.0
+        logged = {}
+        for name, value in self.terms(x, y).items():
             if value.ndim:
                 value = value.mean()
-            total = total + penalty.weight * value
-            terms[penalty.name] = value.detach()
-        terms["loss"] = total.detach()
-        return Loss(total=total, terms=terms)
+            total = total + w[name] * value
+            logged[name] = value.detach()
+        logged["loss"] = total.detach()
+        return Loss(total=total, terms=logged)
 
 
-def build_model(n_features: int, *, n_components: int, hidden_layer_sizes=(), activation="relu",
-                code_activation="linear", tied=False, variational=False, loss="mse",
-                noise=None, noise_level=0.0, value_range=(0.0, 1.0), l1=0.0,
-                sparsity_weight=0.0, sparsity_target=0.05, contractive=0.0,
-                contractive_method="auto", beta=1.0, weight_decay=0.0,
-                image_shape=None, conv_channels=None, center=False) -> AutoencoderModel:
-    """Assemble an :class:`AutoencoderModel` from settings (the estimators' parameters).
+MODEL_SETTINGS = names("model")
+
+
+def build_model(n_features: int, **settings) -> AutoencoderModel:
+    """Assemble an :class:`AutoencoderModel` from settings declared in :mod:`aekit.settings`
+    (group 'model'); those not given take their declared defaults, ``image_shape`` goes with
+    ``conv_channels``, ``value_range`` is the data's (lo, hi) for salt-and-pepper noise.
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
-    ``center`` makes f see x − m (m set by :meth:`AutoencoderModel.init_from_data`).
+    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω.
     """
-    hidden = [int(h) for h in hidden_layer_sizes]
-    if conv_channels is not None:
+    extra = {k: settings.pop(k) for k in ("image_shape", "value_range", "variational") if k in settings}
+    unknown = sorted(set(settings) - set(MODEL_SETTINGS))
+    if unknown:
+        raise TypeError(f"build_model() got unknown settings {unknown}; it takes {MODEL_SETTINGS}.")
+    p = {n: SETTINGS[n].default for n in MODEL_SETTINGS}
+    p.update(check(settings, "build_model"))
+    if p["n_components"] is None:
+        raise ValueError("n_components must be an integer >= 1 for a neural autoencoder; got None.")
+    variational = bool(extra.get("variational", False))
+    value_range = extra.get("value_range", (0.0, 1.0))
+    loss = "mse" if p["loss"] == "auto" else p["loss"]
+    hidden, tied, conv = list(p["hidden_layer_sizes"]), p["tied"], p["conv_channels"]
+    k = p["n_components"]
+    if conv is not None:
         if tied:
             raise ValueError("tied weights are only available for MLP autoencoders, not convolutional ones.")
-        encoder = ConvEncoder(image_shape, conv_channels, activation)
+        if extra.get("image_shape") is None:
+            raise ValueError("a convolutional model needs image_shape (C, H, W).")
+        encoder = ConvEncoder(extra["image_shape"], conv, p["activation"])
         features = encoder.out_features
     elif hidden:
-        encoder = MLP([n_features, *hidden], activation, activation)
+        encoder = MLP([n_features, *hidden], p["activation"], p["activation"])
         features = hidden[-1]
     else:
         encoder = nn.Identity()
@@ -169,33 +202,33 @@ def build_model(n_features: int, *, n_components: int, hidden_layer_sizes=(), ac
     if variational:
         if tied:
             raise ValueError("tied weights are not available with a Gaussian (VAE) code.")
-        code = GaussianCode(features, n_components)
+        code = GaussianCode(features, k)
     else:
-        code = DeterministicCode(features, n_components, code_activation)
+        code = DeterministicCode(features, k, p["code_activation"], p["code_noise"])
 
-    if conv_channels is not None:
-        decoder = ConvDecoder(encoder, n_components, activation)
+    if conv is not None:
+        decoder = ConvDecoder(encoder, k, p["activation"])
     elif tied:
-        decoder = TiedDecoder(list(encoder.linears if hidden else []) + [code.linear], activation)
+        decoder = TiedDecoder(list(encoder.linears if hidden else []) + [code.linear], p["activation"])
     else:
-        decoder = MLP([n_components, *reversed(hidden), n_features], activation, "linear")
+        decoder = MLP([k, *reversed(hidden), n_features], p["activation"], "linear")
 
     penalties = []
-    if l1:
-        penalties.append(L1Code(l1))
-    if sparsity_weight:
-        if variational or code_activation != "sigmoid":
+    if p["l1"]:
+        penalties.append(L1Code(p["l1"]))
+    if p["sparsity_weight"]:
+        if variational or p["code_activation"] != "sigmoid":
             raise ValueError("KL sparsity needs code activations in (0, 1): set code_activation='sigmoid'.")
-        penalties.append(KLSparsity(sparsity_weight, sparsity_target))
-    if contractive:
+        penalties.append(KLSparsity(p["sparsity_weight"], p["sparsity_target"]))
+    if p["contractive"]:
         if variational:
             raise ValueError("the contractive penalty is defined for deterministic codes, not a VAE's Gaussian code.")
-        penalties.append(Contractive(contractive, contractive_method))
+        penalties.append(Contractive(p["contractive"], p["contractive_method"]))
     if variational:
-        penalties.append(PriorKL(beta))
-    if weight_decay:
-        penalties.append(WeightDecay(weight_decay))
+        penalties.append(PriorKL(p["beta"]))
+    if p["weight_decay"]:
+        penalties.append(WeightDecay(p["weight_decay"]))
 
-    corruption = make_corruption(noise, noise_level, value_range)
+    corruption = make_corruption(p["noise"], p["noise_level"], value_range)
     return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
-                            center=n_features if center else None)
+                            center=n_features if p["center"] else None)

@@ -1,7 +1,8 @@
 """The training loop: in-memory tensors batched by index, no per-sample Python.
 
-Each epoch draws a permutation, slices mini-batches ``X[perm[i:i+b]]``, and takes one
-optimiser step on ``model(x).total`` per batch. Around that: Adam or SGD with momentum, a
+Each epoch draws a permutation, slices mini-batches ``X[perm[i:i+b]]`` (and the same rows of
+the optional targets ``y``: labels with −1 for unlabelled rows, or real values), and takes
+one optimiser step on ``model(x, y).total`` per batch. Around that: Adam or SGD with momentum, a
 learning-rate schedule, a validation split with early stopping (best weights restored), a
 progress bar, a per-epoch history, seeding (runs repeat exactly) and checkpoints that
 :func:`train` can resume from. Checkpoints are safetensors + JSON, written atomically.
@@ -13,7 +14,7 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, field, make_dataclass
 from pathlib import Path
 
 import torch
@@ -21,26 +22,18 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from .io import atomic_write
+from ._files import atomic_write
+from .settings import SETTINGS, names
 
-
-@dataclass
-class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 128
-    optimizer: str = "adam"            # 'adam' or 'sgd' (with momentum)
-    learning_rate: float = 1e-3
-    momentum: float = 0.9
-    lr_schedule: str | None = None     # None, 'cosine', 'step' (×0.1 at 50% and 75%), 'plateau'
-    validation_fraction: float = 0.0
-    early_stopping: bool = False
-    patience: int = 10
-    tol: float = 1e-4                  # relative improvement that resets patience
-    seed: int = 0
-    device: str = "cpu"
-    verbose: bool = False
-    checkpoint_path: str | None = None
-    checkpoint_every: int = 1
+# The loop's settings are the declared 'train' settings (aekit.settings), plus the integer
+# seed the estimator derives from random_state and how often to checkpoint.
+TrainConfig = make_dataclass(
+    "TrainConfig",
+    [(n, object, field(default=SETTINGS[n].default)) for n in names("train") if n != "random_state"]
+    + [("seed", int, field(default=0)), ("checkpoint_every", int, field(default=1))],
+    namespace={"__doc__": "The training loop's settings: the declared 'train' settings, an integer seed "
+                          "and checkpoint_every (epochs between checkpoints).",
+               "__module__": __name__})
 
 
 def resolve_device(device: str) -> torch.device:
@@ -83,24 +76,32 @@ def make_scheduler(optimizer, cfg: TrainConfig):
     raise ValueError(f"lr_schedule must be None, 'cosine', 'step' or 'plateau'; got {s!r}.")
 
 
-def split_validation(X: torch.Tensor, fraction: float, generator: torch.Generator):
-    """A random (train, validation) split of the rows of X; no split when fraction == 0."""
+def split_validation(X: torch.Tensor, fraction: float, generator: torch.Generator, y=None):
+    """A random (train, validation) split of the rows of X (and y); none when fraction == 0.
+    Returns (X_train, y_train, X_val, y_val)."""
     n = X.shape[0]
+    if fraction <= 0:
+        return X, y, None, None
     n_val = int(round(fraction * n))
-    if fraction <= 0 or n_val == 0 or n_val >= n:
-        return X, None
+    if n_val == 0 or n_val >= n:
+        raise ValueError(f"validation_fraction={fraction:g} of {n} rows leaves {n_val} validation and "
+                         f"{n - n_val} training rows; each needs at least one.")
     perm = torch.randperm(n, generator=generator)
-    return X[perm[n_val:]], X[perm[:n_val]]
+    tr, va = perm[n_val:], perm[:n_val]
+    return X[tr], None if y is None else y[tr], X[va], None if y is None else y[va]
 
 
 @torch.no_grad()
-def evaluate(model, X: torch.Tensor, batch_size: int = 1024) -> float:
-    """Mean per-example loss (reconstruction + VAE KL) over X, model in eval mode."""
+def evaluate(model, X: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024,
+             sample: bool = True) -> float:
+    """Mean per-example objective (reconstruction + a VAE's KL: −ELBO with one draw of z, or
+    at z = μ when ``sample=False``, which draws no random numbers) over X, in eval mode."""
     was_training = model.training
     model.eval()
     total = 0.0
     for i in range(0, X.shape[0], batch_size):
-        total += model.per_example_loss(X[i:i + batch_size]).sum().item()
+        yb = None if y is None else y[i:i + batch_size]
+        total += model.objective(X[i:i + batch_size], yb, sample=sample).sum().item()
     model.train(was_training)
     return total / X.shape[0]
 
@@ -123,24 +124,41 @@ class _EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+def _check_targets(y, X, name):
+    if y is None:
+        return None
+    if not torch.is_tensor(y):
+        raise TypeError(f"{name} must be a torch tensor; got {type(y).__name__}.")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{name} has {y.shape[0]} rows but the data have {X.shape[0]}.")
+    return y
+
+
 def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | None = None,
-          resume: bool = False, callback=None) -> list[dict]:
-    """Fit ``model`` to the rows of X; returns the history, one dict per epoch.
+          resume: bool = False, callback=None, *, y: torch.Tensor | None = None,
+          y_val: torch.Tensor | None = None) -> list[dict]:
+    """Fit ``model`` to the rows of X (with targets y, when given: each batch's rows of y
+    reach the model's loss terms as ``ctx.y``); returns the history, one dict per epoch.
 
     With ``resume=True`` and an existing ``config.checkpoint_path``, training continues
     from that checkpoint (weights, optimiser, schedule, RNG, history) to ``config.epochs``.
     ``callback(epoch_record)`` is called after each epoch; returning True stops training.
     """
     device = resolve_device(config.device)
+    y = _check_targets(y, X, "y")
     model.to(device)
     X = X.to(device)
+    y = None if y is None else y.to(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
         if X_val is None:
-            X, X_val = split_validation(X, config.validation_fraction, generator)
+            X, y, X_val, y_val = split_validation(X, config.validation_fraction, generator, y)
+        elif y is not None:
+            y_val = _check_targets(y_val, X_val, "y_val")
         if X_val is not None:
             X_val = X_val.to(device)
+            y_val = None if y_val is None else y_val.to(device)
         optimizer = make_optimizer(model.parameters(), config)
         scheduler = make_scheduler(optimizer, config)
         stopper = _EarlyStopping(config.patience, config.tol) if X_val is not None else None
@@ -148,11 +166,31 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
         start_epoch = 0
         if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
             start_epoch, history = load_checkpoint(config.checkpoint_path, model, optimizer, scheduler, generator, stopper)
-        return _loop(model, X, X_val, config, optimizer, scheduler, generator, stopper, history, start_epoch, callback)
+        return _loop(model, (X, y), (X_val, y_val), config, optimizer, scheduler, generator, stopper, history,
+                     start_epoch, callback)
 
 
-def _loop(model, X, X_val, cfg, optimizer, scheduler, generator, stopper, history, start_epoch, callback):
+def _diverged(model, record: dict, probe, first_loss: float) -> str | None:
+    """Why training has diverged, or None: a non-finite training or validation loss, a
+    non-finite weight, or a model whose objective on a fixed probe of training rows is over
+    10⁴ times the first epoch's training loss (the loss of the last steps can look fine
+    while the weights after them have blown up)."""
+    for key in ("loss", "val_loss"):
+        if key in record and not math.isfinite(record[key]):
+            return f"the {'validation' if key == 'val_loss' else 'training'} loss became {record[key]}"
+    with torch.no_grad():
+        if not torch.isfinite(torch.stack([p.detach().sum() for p in model.parameters()]).sum()):
+            return "the weights became NaN or infinite"
+    value = evaluate(model, *probe, sample=False)
+    if not math.isfinite(value) or value > 1e4 * max(abs(first_loss), 1e-3):
+        return f"the model's loss on training rows reached {value:.3g} (first epoch: {first_loss:.3g})"
+    return None
+
+
+def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, history, start_epoch, callback):
+    (X, y), (X_val, y_val) = data, val
     n = X.shape[0]
+    probe = (X[:256], None if y is None else y[:256])
     bs = min(cfg.batch_size, n)
     bar = tqdm(range(start_epoch, cfg.epochs), disable=not cfg.verbose, desc="training", unit="epoch",
                initial=start_epoch, total=cfg.epochs)
@@ -163,8 +201,8 @@ def _loop(model, X, X_val, cfg, optimizer, scheduler, generator, stopper, histor
         sums: dict[str, torch.Tensor] = {}
         n_batches = 0
         for i in range(0, n, bs):
-            xb = X[perm[i:i + bs]]
-            out = model(xb)
+            idx = perm[i:i + bs]
+            out = model(X[idx], None if y is None else y[idx])
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
             optimizer.step()
@@ -173,13 +211,13 @@ def _loop(model, X, X_val, cfg, optimizer, scheduler, generator, stopper, histor
             n_batches += 1
         record = {"epoch": epoch + 1, **{k: v.item() / n_batches for k, v in sums.items()},
                   "lr": optimizer.param_groups[0]["lr"]}
-        if not math.isfinite(record["loss"]):
-            raise FloatingPointError(f"the training loss became {record['loss']} at epoch {epoch + 1}; lower learning_rate or scale the data.")
-        stop = False
         if X_val is not None:
-            record["val_loss"] = evaluate(model, X_val)
-            if cfg.early_stopping:
-                stop = stopper.update(record["val_loss"], epoch, model)
+            record["val_loss"] = evaluate(model, X_val, y_val)
+        why = _diverged(model, record, probe, history[0]["loss"] if history else record["loss"])
+        if why:
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1}: {why}; lower learning_rate "
+                                     "or scale the data.")
+        stop = X_val is not None and cfg.early_stopping and stopper.update(record["val_loss"], epoch, model)
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(record.get("val_loss", record["loss"]))

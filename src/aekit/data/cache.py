@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..io import atomic_write
+from .._files import atomic_write
 
 _DIGESTS: dict[tuple, str] = {}
 _CHUNK = 1 << 20

@@ -1,8 +1,10 @@
-"""Classical linear models: PCA, factor analysis, sparse coding and the linear autoencoder."""
+"""Classical linear models: PCA, factor analysis and sparse coding.
+
+(The linear autoencoder, a preset of :class:`aekit.Autoencoder`, lives beside it in
+:mod:`aekit.estimators`.)"""
 
 from .factor_analysis import FactorAnalysis
-from .linear_autoencoder import LinearAutoencoder
 from .pca import PCA
 from .sparse_coding import SparseCoding, fista
 
-__all__ = ["PCA", "FactorAnalysis", "SparseCoding", "LinearAutoencoder", "fista"]
+__all__ = ["PCA", "FactorAnalysis", "SparseCoding", "fista"]

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from .._validation import check_nonnegative, check_positive_int, check_random_state
-from ..base import AekitEstimator, store_params
+from ..base import AekitEstimator
+from ..settings import parameters
 
 
 def _posterior(W: torch.Tensor, psi: torch.Tensor):
@@ -38,27 +38,21 @@ def _posterior(W: torch.Tensor, psi: torch.Tensor):
 class FactorAnalysis(AekitEstimator):
     """Maximum-likelihood factor analysis by EM; attributes as :class:`sklearn.decomposition.FactorAnalysis`.
 
-    Parameters
-    ----------
-    n_components : int or None, number k of factors (None: n_features).
-    max_iter : int, most EM iterations.
-    tol : float, stop when the total log-likelihood ℓ (summed over samples, as scikit-learn) rises by less.
-    random_state : accepted for scikit-learn compatibility; the fit is deterministic (it starts
-        from the PCA solution W = U_k (Λ_k − σ²)^(1/2), Ψ = diag(S − W Wᵀ)).
+    n_components = None fits n_features factors; EM stops when the total log-likelihood ℓ
+    (summed over samples, as scikit-learn) rises by less than ``tol``. ``random_state`` is
+    accepted for scikit-learn compatibility; the fit is deterministic (it starts from the PCA
+    solution W = U_k (Λ_k − σ²)^(1/2), Ψ = diag(S − W Wᵀ)).
 
     Attributes: components_ (k, d) = Wᵀ, noise_variance_ (d,) = diag Ψ, mean_, loglike_ (ℓ at
     each iteration), n_iter_, n_components_. W is rotated so WᵀΨ⁻¹W is diagonal (decreasing) and
     the largest-|.| entry of each factor is positive: the fit is unique up to ties.
     """
 
-    def __init__(self, n_components=None, max_iter=1000, tol=1e-2, random_state=None):
-        store_params(self, locals())
+    _param_defaults = parameters("fa", n_components=None, max_iter=1000, tol=1e-2)
+    report_sections = ("reconstructions", "code-map", "loadings", "noise-variance")
 
     def _check_params(self, n: int, d: int) -> int:
-        check_positive_int(self.max_iter, "max_iter")
-        check_nonnegative(self.tol, "tol")
-        if not (self.random_state is None or isinstance(self.random_state, (numbers.Integral, np.random.RandomState))):
-            check_random_state(self.random_state)  # raises the standard message
+        self._checked_params()
         if n < 2:
             raise ValueError(f"FactorAnalysis needs at least 2 samples; got {n} sample (n_samples = 1).")
         if self.n_components is None:

@@ -22,8 +22,9 @@ import numbers
 import numpy as np
 import torch
 
-from .._validation import check_choice, check_positive_int, check_random_state
-from ..base import AekitEstimator, store_params
+from .._validation import check_random_state
+from ..base import AekitEstimator
+from ..settings import parameters
 
 SOLVERS = ("auto", "covariance", "snapshot", "randomized")
 
@@ -108,31 +109,22 @@ def _randomized_is_cheaper(n: int, d: int, k: int, n_oversamples: int, iterated_
 class PCA(AekitEstimator):
     """Principal component analysis; learned attributes as in :class:`sklearn.decomposition.PCA`.
 
-    Parameters
-    ----------
-    n_components : int or None, the number k of components kept (None: min(n_samples, n_features)).
-    whiten : bool, scale the scores to unit variance: h = (x − x̄) W_k Λ_k^(-1/2).
-    svd_solver : "auto", "covariance", "snapshot" or "randomized" (see the module docstring).
-        "auto" takes "snapshot" when n < d, else "randomized" when min(n, d) > 500,
-        k < 0.8 min(n, d) and a measured flop model says it is faster, else "covariance".
-    iterated_power, n_oversamples : power iterations q and extra columns p of the randomized solver.
-    random_state : seed of the randomized solver (None, int or RandomState).
+    n_components = None keeps min(n_samples, n_features) components. ``whiten`` scales the
+    scores to unit variance: h = (x − x̄) W_k Λ_k^(-1/2). svd_solver "auto" takes "snapshot"
+    when n < d, else "randomized" when min(n, d) > 500, k < 0.8 min(n, d) and a measured flop
+    model says it is faster, else "covariance". ``random_state`` seeds the randomized solver.
 
     Attributes: components_ (k, d) unit rows, explained_variance_ (k,), explained_variance_ratio_,
     singular_values_, mean_, noise_variance_ (σ²), n_components_, n_samples_, svd_solver_ (the one used).
     """
 
-    def __init__(self, n_components=None, whiten=False, svd_solver="auto", iterated_power=4,
-                 n_oversamples=10, random_state=None):
-        store_params(self, locals())
+    _param_defaults = parameters("pca", n_components=None)
+    report_sections = ("mean", "components", "spectrum", "reconstructions-by-k", "code-map")
+    report_metrics = ("by-k",)
 
     # -- fitting -------------------------------------------------------------------------
     def _check_params(self, n: int, d: int) -> int:
-        check_choice(self.svd_solver, "svd_solver", SOLVERS)
-        check_positive_int(self.iterated_power, "iterated_power", minimum=0)
-        check_positive_int(self.n_oversamples, "n_oversamples", minimum=0)
-        if not isinstance(self.whiten, (bool, np.bool_)):
-            raise ValueError(f"whiten must be True or False; got {self.whiten!r}.")
+        self._checked_params()
         if n < 2:
             raise ValueError(f"PCA needs at least 2 samples to estimate a covariance; got {n} sample (n_samples = 1).")
         if self.n_components is None:

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from .._validation import check_nonnegative, check_positive_int, check_random_state
-from ..base import AekitEstimator, store_params
+from .._validation import check_random_state
+from ..base import AekitEstimator
+from ..settings import parameters
 
 
 def _as_tensor(A, dtype=None) -> torch.Tensor:
@@ -95,32 +96,22 @@ def fista(X, D, alpha, *, max_iter=1000, tol=1e-4, init=None, check_every=10, li
 class SparseCoding(AekitEstimator):
     """Dictionary learning with lasso (FISTA) codes, h = argmin ½‖x − Dᵀh‖² + λ‖h‖₁, ‖d_j‖ = 1.
 
-    Parameters
-    ----------
-    n_components : int or None, number k of atoms (None: n_features).
-    alpha : float, λ, the weight of the ℓ1 penalty (scikit-learn's ``alpha`` for the same objective).
-    max_iter : int, most epochs of dictionary learning.
-    tol : float, stop when an epoch lowers the mean objective by less than this fraction.
-    fista_max_iter, fista_tol : FISTA's step limit and KKT tolerance (relative to λ).
-    batch_size : int, samples per dictionary update.
-    random_state : seed of the initial dictionary (k samples, k-means++ style) and the shuffling.
+    n_components = None learns n_features atoms; ``alpha`` is λ (scikit-learn's ``alpha`` for
+    the same objective); learning stops after ``max_iter`` epochs or when an epoch lowers the
+    mean objective by less than the fraction ``tol``; ``batch_size`` samples per dictionary
+    update; ``random_state`` seeds the initial dictionary (k samples) and the shuffling.
 
     Attributes: components_ (k, d) unit-norm atoms, n_components_, n_iter_ (epochs run),
     objective_ (mean objective per epoch, measured while learning). Computes in float64 (float32
     rounding alone would leave KKT violations of about 1e-5·|Dx|); codes are returned as float32.
     """
 
-    def __init__(self, n_components=None, alpha=1.0, max_iter=10, tol=1e-4, fista_max_iter=1000,
-                 fista_tol=1e-4, batch_size=256, random_state=None):
-        store_params(self, locals())
+    _param_defaults = parameters("sparse", n_components=None, max_iter=10, batch_size=256)
+    report_sections = ("reconstructions", "code-map", "atoms", "code-histogram")
+    report_metrics = ("code-nonzero",)
 
     def _check_params(self, d: int) -> int:
-        check_nonnegative(self.alpha, "alpha")
-        check_positive_int(self.max_iter, "max_iter")
-        check_nonnegative(self.tol, "tol")
-        check_positive_int(self.fista_max_iter, "fista_max_iter")
-        check_nonnegative(self.fista_tol, "fista_tol")
-        check_positive_int(self.batch_size, "batch_size")
+        self._checked_params()
         if self.n_components is None:
             return d
         k = self.n_components

@@ -1,11 +1,16 @@
 """The code (bottleneck): deterministic, or Gaussian for a VAE.
 
-    deterministic  h = φ(W f + b)
+    deterministic  h = φ(W f + b + σ_c ε)      (σ_c ε: optional code noise, training only)
     Gaussian       μ = W_μ f + b_μ,  log σ² = W_v f + b_v,  z = μ + σ ⊙ ε,  ε ~ N(0, I)
                    KL(q(z|x) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)     (closed form)
 
-``CodeOutput.z`` goes to the decoder; ``CodeOutput.mean`` is what ``transform`` returns.
-A Gaussian code samples z only in training mode (or when asked); in eval mode z = μ.
+``CodeOutput.z`` goes to the decoder; ``CodeOutput.h`` is the code's point value, what
+``transform`` returns (h, or μ for a Gaussian code). A Gaussian code samples z only in
+training mode (or when asked, or given the draws ε); in eval mode z = μ.
+
+Code noise (Salakhutdinov & Hinton's semantic hashing): Gaussian noise of a fixed σ_c added
+to a sigmoid code's input while training, which the decoder can only survive by pushing the
+code units toward 0 and 1.
 """
 
 from __future__ import annotations
@@ -20,22 +25,26 @@ from .activations import activate, check_activation
 
 @dataclass
 class CodeOutput:
-    z: torch.Tensor
-    mean: torch.Tensor
-    logvar: torch.Tensor | None = None
+    z: torch.Tensor                       # what the decoder receives
+    h: torch.Tensor                       # the point code: h, or μ for a Gaussian code
+    logvar: torch.Tensor | None = None    # log σ² of a Gaussian code
 
 
 class DeterministicCode(nn.Module):
-    """h = φ(W f + b)."""
+    """h = φ(W f + b), with N(0, σ_c²) noise added to W f + b while training when σ_c > 0."""
 
-    def __init__(self, in_features: int, size: int, activation: str = "linear"):
+    def __init__(self, in_features: int, size: int, activation: str = "linear", noise: float = 0.0):
         super().__init__()
         self.linear = nn.Linear(int(in_features), int(size))
         self.activation = check_activation(activation, "code_activation")
+        self.noise = float(noise)
 
-    def forward(self, features: torch.Tensor) -> CodeOutput:
-        h = activate(self.activation, self.linear(features))
-        return CodeOutput(z=h, mean=h)
+    def forward(self, features: torch.Tensor, sample: bool | None = None, eps=None) -> CodeOutput:
+        a = self.linear(features)
+        if self.noise and self.training:
+            a = a + self.noise * torch.randn_like(a)
+        h = activate(self.activation, a)
+        return CodeOutput(z=h, h=h)
 
 
 class GaussianCode(nn.Module):
@@ -46,12 +55,16 @@ class GaussianCode(nn.Module):
         self.mu = nn.Linear(int(in_features), int(size))
         self.logvar = nn.Linear(int(in_features), int(size))
 
-    def forward(self, features: torch.Tensor, sample: bool | None = None) -> CodeOutput:
+    def forward(self, features: torch.Tensor, sample: bool | None = None, eps=None) -> CodeOutput:
+        """``eps`` (shape (k,) or (n, k)) gives the draws ε; else they are drawn when sampling."""
         mu, logvar = self.mu(features), self.logvar(features)
-        if sample is None:
-            sample = self.training
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
-        return CodeOutput(z=z, mean=mu, logvar=logvar)
+        if eps is not None:
+            z = mu + torch.exp(0.5 * logvar) * eps
+        elif self.training if sample is None else sample:
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        else:
+            z = mu
+        return CodeOutput(z=z, h=mu, logvar=logvar)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,12 @@
     VAE prior KL      Ω = β · ½ Σ_j (μ² + σ² − 1 − log σ²)               per example
     weight decay      Ω = λ Σ_l ‖W_l‖²_F  (weights, not biases)          per batch
 
-A penalty's ``__call__(batch)`` returns its unweighted term: a vector (one value per example)
-or a scalar (a batch-level term). The model averages vectors over the batch and adds
-``weight × term`` to the loss.
+A penalty is a module whose ``forward(ctx)`` returns its unweighted term for one batch's
+:class:`Context`: a vector (one value per example) or a scalar (a batch-level term). The
+model averages vectors over the batch and adds ``weight × term`` to the loss. A penalty with
+``in_objective = True`` (the VAE's KL) is part of the per-example objective that evaluation
+and ``score_samples`` report (−ELBO); the others are regularisers, used in training only.
+A penalty may read the batch's targets ``ctx.y`` (labels, −1 = unlabelled).
 
 The contractive term is exact for MLP encoders: J = D_L W_L ⋯ D_1 W_1 with D_l = diag φ'(a_l),
 formed for each example by a batched chain of matrix products starting from the code side
@@ -30,26 +33,29 @@ from .codes import CodeOutput, gaussian_kl
 
 
 @dataclass
-class Batch:
+class Context:
     """What a penalty may look at for one mini-batch."""
 
     x: torch.Tensor            # clean input (the reconstruction target)
     x_in: torch.Tensor         # the encoder's input, C(x)
     code: CodeOutput
     model: nn.Module
+    y: torch.Tensor | None = None   # the batch's targets, when the loop was given any
 
 
-class Penalty:
+class Penalty(nn.Module):
     name = "penalty"
+    in_objective = False   # part of the per-example objective (−ELBO), not only a regulariser
 
     def __init__(self, weight: float):
+        super().__init__()
         self.weight = float(weight)
 
-    def __call__(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, ctx: Context) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __repr__(self):
-        return f"{type(self).__name__}(weight={self.weight})"
+    def extra_repr(self):
+        return f"weight={self.weight}"
 
 
 class L1Code(Penalty):
@@ -57,8 +63,8 @@ class L1Code(Penalty):
 
     name = "l1"
 
-    def __call__(self, batch):
-        return batch.code.mean.abs().sum(1)
+    def forward(self, ctx):
+        return ctx.code.h.abs().sum(1)
 
 
 def kl_sparsity(h: torch.Tensor, rho: float, eps: float = 1e-6) -> torch.Tensor:
@@ -76,17 +82,18 @@ class KLSparsity(Penalty):
             raise ValueError(f"sparsity_target ρ must lie strictly between 0 and 1; got {rho!r}.")
         self.rho = float(rho)
 
-    def __call__(self, batch):
-        return kl_sparsity(batch.code.mean, self.rho)
+    def forward(self, ctx):
+        return kl_sparsity(ctx.code.h, self.rho)
 
 
 class PriorKL(Penalty):
     """The VAE's KL(q(z|x) ‖ N(0, I)), closed form, per example; weight = β."""
 
     name = "kl"
+    in_objective = True
 
-    def __call__(self, batch):
-        return gaussian_kl(batch.code.mean, batch.code.logvar)
+    def forward(self, ctx):
+        return gaussian_kl(ctx.code.h, ctx.code.logvar)
 
 
 class WeightDecay(Penalty):
@@ -94,8 +101,8 @@ class WeightDecay(Penalty):
 
     name = "weight_decay"
 
-    def __call__(self, batch):
-        weights = [p for n, p in batch.model.named_parameters() if p.ndim >= 2]
+    def forward(self, ctx):
+        weights = [p for n, p in ctx.model.named_parameters() if p.ndim >= 2]
         return sum(w.pow(2).sum() for w in weights)
 
 
@@ -155,11 +162,11 @@ class Contractive(Penalty):
         self.method = method
         self.n_projections = int(n_projections)
 
-    def __call__(self, batch):
-        layers = batch.model.encoder_layers()
+    def forward(self, ctx):
+        layers = ctx.model.encoder_layers()
         if self.method == "exact" and layers is None:
             raise ValueError("the exact contractive penalty needs an MLP encoder with a deterministic code; use contractive_method='hutchinson'.")
         if self.method in ("auto", "exact") and layers is not None:
             linears, acts = layers
-            return mlp_jacobian_frobenius_sq(batch.model.centred(batch.x_in), linears, acts)
-        return hutchinson_jacobian_frobenius_sq(batch.x_in, batch.model.encode_mean, self.n_projections)
+            return mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts)
+        return hutchinson_jacobian_frobenius_sq(ctx.x_in, ctx.model.encode_point, self.n_projections)

@@ -1,9 +1,10 @@
 """What a report shows for each kind of model, and the numbers in metrics.json.
 
 :func:`evaluate` measures a fitted estimator on a :class:`aekit.data.Dataset`;
-:func:`report_sections` picks the figures that fit the estimator (duck-typed on its fitted
-attributes, so any estimator with the shared API gets at least reconstructions and a code
-map); :func:`build_report` renders them into one self-contained HTML page.
+:func:`report_sections` draws the sections that the estimator names in its
+``report_sections`` (and the extra metrics named in ``report_metrics``): the report never
+guesses a model's kind. :func:`build_report` renders them into one self-contained HTML page.
+A new section is a function registered in :data:`SECTIONS` under its name.
 """
 
 from __future__ import annotations
@@ -17,24 +18,6 @@ from .html import Section, render_html
 
 PCA_KS = (5, 20, 50, 100)  # reconstructions with k components, for PCA
 MAP_POINTS = 3000  # most points in the code map
-
-
-# -- kinds of estimator ------------------------------------------------------------------
-def _kind(est) -> str:
-    from ..estimators import VAE
-
-    if isinstance(est, VAE):
-        return "vae"
-    if hasattr(est, "model_") and hasattr(est, "history_"):
-        return "neural"
-    if hasattr(est, "explained_variance_ratio_"):
-        return "pca"
-    nv = getattr(est, "noise_variance_", None)
-    if nv is not None and np.ndim(nv) == 1 and hasattr(est, "components_"):
-        return "fa"
-    if hasattr(est, "components_"):
-        return "dictionary"
-    return "other"
 
 
 def _eval_rows(dataset) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -92,20 +75,20 @@ def evaluate(est, dataset) -> dict:
     else:
         out.update(test_squared_error_per_example=None, baseline_test_squared_error_per_example=None,
                    test_score_samples_mean=None)
-    kind = _kind(est)
     X_ev = X_te if has_test else X_tr
-    if kind == "vae" and has_test:
+    wanted = set(getattr(est, "report_metrics", ()))
+    if "elbo" in wanted and has_test:
         recon, kl = est.elbo_terms(X_te)
         out["test_recon_mean"] = _finite(np.mean(recon))
         out["test_kl_mean"] = _finite(np.mean(kl))
-    if kind == "pca":
+    if "by-k" in wanted:
         out["test_squared_error_by_k" if has_test else "train_squared_error_by_k"] = {
             str(k): _finite(squared_error_per_example(X_ev, reconstruct_with_k(est, X_ev, k)))
             for k in pca_ks(est.n_components_)}
-    if kind == "dictionary" or (kind == "neural" and (getattr(est, "l1", 0) or getattr(est, "sparsity_weight", 0))):
-        H = est.transform(X_ev)
-        out["code_fraction_nonzero" if kind == "dictionary" else "code_mean_activation"] = (
-            _finite(np.mean(np.abs(H) > 1e-8)) if kind == "dictionary" else _finite(np.mean(H)))
+    if "code-nonzero" in wanted:
+        out["code_fraction_nonzero"] = _finite(np.mean(np.abs(est.transform(X_ev)) > 1e-8))
+    if "code-activation" in wanted:
+        out["code_mean_activation"] = _finite(np.mean(est.transform(X_ev)))
     return out
 
 
@@ -128,117 +111,186 @@ def _pairs(y, n_pairs: int, n_rows: int, seed: int) -> list[tuple[int, int]]:
     return [tuple(int(v) for v in rng.choice(n_rows, 2, replace=False)) for _ in range(n_pairs)]
 
 
-def report_sections(est, dataset, *, n_show: int = 10, seed: int = 0) -> list[Section]:
-    """The report's figures for a fitted estimator, as :class:`Section` objects."""
-    X, y, which = _eval_rows(dataset)
-    shape, vr = dataset.image_shape, dataset.value_range
-    kind = _kind(est)
-    show = X[:n_show]
-    sections: list[Section] = []
-    k = int(getattr(est, "n_components_", 0) or 0)
+class _View:
+    """What the section builders share: the rows shown, their labels, the image shape, and
+    the codes (computed once, on first use)."""
 
-    if kind == "pca":
-        sections.append(Section("mean", "Mean", f"The mean of the {dataset.X_train.shape[0]} training rows"
-                                + (" (the 'mean face')." if shape else "."),
-                                figures.image_grid_figure(est.mean_[None], shape, "Mean", ncols=1, value_range=vr)
-                                if shape else figures.image_grid_figure(est.mean_[None], None, "Mean", ncols=1)))
-        n_comp = min(k, 20)
-        sections.append(Section(
-            "components", "Leading principal components",
-            f"The first {n_comp} of {k} components (eigenvectors of the covariance), each tile scaled on its own"
-            + ("; red positive, blue negative." if shape and shape[0] == 1 else "."),
-            figures.image_grid_figure(est.components_[:n_comp], shape, "Principal components", normalize=True,
-                                      labels=[f"{i + 1}: {r:.1%}" for i, r in enumerate(est.explained_variance_ratio_[:n_comp])])))
-        sections.append(Section(
-            "spectrum", "Eigenvalue spectrum",
-            "Left: the variance along each component (eigenvalues of the covariance, log scale). "
-            "Right: the cumulative fraction of the total variance explained by the first k components.",
-            figures.spectrum_figure(est.explained_variance_ratio_, est.explained_variance_)))
-        ks = pca_ks(k)
-        recs = {f"k={kk}": reconstruct_with_k(est, show, kk) for kk in ks}
-        sections.append(Section(
-            "reconstructions", "Reconstructions with k components",
-            f"{which.capitalize()} examples (top row) and their reconstructions from the first k components, "
-            f"k = {', '.join(str(kk) for kk in ks)}.",
-            figures.reconstructions_figure(show, recs, shape, n_show, value_range=vr,
-                                           title="Originals and reconstructions with k components")))
-    else:
-        sections.append(Section(
-            "reconstructions", "Reconstructions",
-            f"{which.capitalize()} examples (top row) and the model's reconstructions x̂ = g(f(x)) (bottom row)."
-            if shape else f"{which.capitalize()} rows (black) and their reconstructions.",
-            figures.reconstructions_figure(show, est.reconstruct(show), shape, n_show, value_range=vr)))
+    def __init__(self, est, dataset, n_show: int, seed: int):
+        self.est, self.dataset, self.seed = est, dataset, seed
+        self.X, self.y, self.which = _eval_rows(dataset)
+        self.shape, self.vr = dataset.image_shape, dataset.value_range
+        self.n_show = n_show
+        self.show = self.X[:n_show]
+        self.k = int(getattr(est, "n_components_", 0) or 0)
+        self._codes = None
 
-    codes = est.transform(X)
+    @property
+    def codes(self):
+        if self._codes is None:
+            self._codes = self.est.transform(self.X)
+        return self._codes
+
+
+def _mean(v: _View):
+    est, shape = v.est, v.shape
+    return Section("mean", "Mean", f"The mean of the {v.dataset.X_train.shape[0]} training rows"
+                   + (" (the 'mean face')." if shape else "."),
+                   figures.image_grid_figure(est.mean_[None], shape, "Mean", ncols=1, value_range=v.vr if shape else None))
+
+
+def _components(v: _View):
+    est, n_comp = v.est, min(v.k, 20)
+    return Section(
+        "components", "Leading principal components",
+        f"The first {n_comp} of {v.k} components (eigenvectors of the covariance), each tile scaled on its own"
+        + ("; red positive, blue negative." if v.shape and v.shape[0] == 1 else "."),
+        figures.image_grid_figure(est.components_[:n_comp], v.shape, "Principal components", normalize=True,
+                                  labels=[f"{i + 1}: {r:.1%}" for i, r in enumerate(est.explained_variance_ratio_[:n_comp])]))
+
+
+def _spectrum(v: _View):
+    return Section(
+        "spectrum", "Eigenvalue spectrum",
+        "Left: the variance along each component (eigenvalues of the covariance, log scale). "
+        "Right: the cumulative fraction of the total variance explained by the first k components.",
+        figures.spectrum_figure(v.est.explained_variance_ratio_, v.est.explained_variance_))
+
+
+def _reconstructions_by_k(v: _View):
+    ks = pca_ks(v.k)
+    recs = {f"k={kk}": reconstruct_with_k(v.est, v.show, kk) for kk in ks}
+    return Section(
+        "reconstructions", "Reconstructions with k components",
+        f"{v.which.capitalize()} examples (top row) and their reconstructions from the first k components, "
+        f"k = {', '.join(str(kk) for kk in ks)}.",
+        figures.reconstructions_figure(v.show, recs, v.shape, v.n_show, value_range=v.vr,
+                                       title="Originals and reconstructions with k components"))
+
+
+def _reconstructions(v: _View):
+    return Section(
+        "reconstructions", "Reconstructions",
+        f"{v.which.capitalize()} examples (top row) and the model's reconstructions x̂ = g(f(x)) (bottom row)."
+        if v.shape else f"{v.which.capitalize()} rows (black) and their reconstructions.",
+        figures.reconstructions_figure(v.show, v.est.reconstruct(v.show), v.shape, v.n_show, value_range=v.vr))
+
+
+def _code_map(v: _View):
+    codes, y = v.codes, v.y
     wide = codes.shape[1] > 2
-    sections.append(Section(
+    return Section(
         "code-map", "Map of the codes",
-        f"The {codes.shape[1]}-D codes of the {which} set"
+        f"The {codes.shape[1]}-D codes of the {v.which} set"
         + (", projected on their first two principal components" if wide else "")
         + (", coloured by label" if y is not None else "")
         + (f" ({MAP_POINTS} of the {codes.shape[0]} rows, drawn at random)." if codes.shape[0] > MAP_POINTS else "."),
-        figures.code_map_figure(codes, y, dataset.label_names, max_points=MAP_POINTS, seed=seed)))
+        figures.code_map_figure(codes, y, v.dataset.label_names, max_points=MAP_POINTS, seed=v.seed))
 
-    if kind == "fa":
-        n_comp = min(k, 20)
-        sections.append(Section(
-            "loadings", "Factor loadings",
-            f"The first {n_comp} of {k} factor loadings (columns of W), each tile scaled on its own.",
-            figures.image_grid_figure(est.components_[:n_comp], shape, "Loadings", normalize=True)))
-        sections.append(Section(
-            "noise-variance", "Noise variances",
-            "The variance Ψ of each feature that the factors do not explain.",
-            figures.vector_figure(est.noise_variance_, shape, "Noise variance per feature", ylabel="Ψ")))
-    if kind == "dictionary":
-        n_atoms = min(k, 50)
-        sections.append(Section(
-            "atoms", "Dictionary atoms",
-            f"{n_atoms} of the {k} unit-norm atoms (rows of the dictionary), each tile scaled on its own.",
-            figures.image_grid_figure(est.components_[:n_atoms], shape, "Dictionary atoms", normalize=True)))
-        sections.append(Section(
-            "code-histogram", "Sparsity of the codes",
-            f"How many of the {k} atoms each {which} example uses (non-zero code entries).",
-            figures.histogram_figure(np.sum(np.abs(codes) > 1e-8, axis=1), "Atoms used per example",
-                                     xlabel="number of non-zero code entries", bins="integer")))
-    if kind == "neural" and (getattr(est, "l1", 0) or getattr(est, "sparsity_weight", 0)):
-        sections.append(Section(
-            "code-histogram", "Code activations",
-            f"All code values of the {which} set; a sparse code piles up near 0.",
-            figures.histogram_figure(codes, "Code activations", xlabel="activation")))
 
-    history = getattr(est, "history_", None)
-    if history:
-        sections.append(Section(
-            "loss-curves", "Training curves",
-            "Loss per example at each epoch (training, and validation when a split was held out)"
-            + ("; right: the terms of the training loss." if kind == "vae" or len(history[0]) > 6 else "."),
-            figures.loss_curves_figure(history, ylabel=_loss_label(est))))
+def _loadings(v: _View):
+    n_comp = min(v.k, 20)
+    return Section(
+        "loadings", "Factor loadings",
+        f"The first {n_comp} of {v.k} factor loadings (columns of W), each tile scaled on its own.",
+        figures.image_grid_figure(v.est.components_[:n_comp], v.shape, "Loadings", normalize=True))
 
-    if kind == "vae":
-        samples = est.sample(40, random_state=seed)
-        sections.append(Section(
-            "samples", "Samples from the prior",
-            "40 new examples: z ~ N(0, I) decoded by the generative network.",
-            figures.image_grid_figure(samples, shape, "Samples from the prior", value_range=vr)))
-        pairs = _pairs(y, 5, X.shape[0], seed)
-        if pairs:
-            strips = np.stack([est.interpolate(X[a], X[b], steps=10) for a, b in pairs])
-            sections.append(Section(
-                "interpolation", "Interpolation in latent space",
-                "Each row decodes 10 points on the straight line between the codes μ(a) and μ(b) of two "
-                f"{which} examples" + (" of different classes." if y is not None else "."),
-                figures.interpolation_figure(strips, shape, value_range=vr)))
-        if k == 2 and shape is not None:
-            from statistics import NormalDist
 
-            q = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, 12)], dtype=np.float32)
-            z = np.array([[a, b] for b in q[::-1] for a in q], dtype=np.float32)
-            sections.append(Section(
-                "manifold", "The learned 2-D manifold",
-                "Decoded points of a 12 × 12 grid over the latent plane, spaced by quantiles of N(0, 1) "
-                "(5% to 95%) so that each cell holds equal prior mass.",
-                figures.image_grid_figure(est.inverse_transform(z), shape, "Latent grid", ncols=12, value_range=vr)))
-    return sections
+def _noise_variance(v: _View):
+    return Section(
+        "noise-variance", "Noise variances",
+        "The variance Ψ of each feature that the factors do not explain.",
+        figures.vector_figure(v.est.noise_variance_, v.shape, "Noise variance per feature", ylabel="Ψ"))
+
+
+def _atoms(v: _View):
+    n_atoms = min(v.k, 50)
+    return Section(
+        "atoms", "Dictionary atoms",
+        f"{n_atoms} of the {v.k} unit-norm atoms (rows of the dictionary), each tile scaled on its own.",
+        figures.image_grid_figure(v.est.components_[:n_atoms], v.shape, "Dictionary atoms", normalize=True))
+
+
+def _code_histogram(v: _View):
+    return Section(
+        "code-histogram", "Sparsity of the codes",
+        f"How many of the {v.k} atoms each {v.which} example uses (non-zero code entries).",
+        figures.histogram_figure(np.sum(np.abs(v.codes) > 1e-8, axis=1), "Atoms used per example",
+                                 xlabel="number of non-zero code entries", bins="integer"))
+
+
+def _code_activations(v: _View):
+    return Section(
+        "code-histogram", "Code activations",
+        f"All code values of the {v.which} set; a sparse code piles up near 0.",
+        figures.histogram_figure(v.codes, "Code activations", xlabel="activation"))
+
+
+def _loss_curves(v: _View):
+    history = getattr(v.est, "history_", None)
+    if not history:
+        return None
+    terms = [k for k in history[0] if k not in _LOG_KEYS]
+    return Section(
+        "loss-curves", "Training curves",
+        "Loss per example at each epoch (training, and validation when a split was held out)"
+        + ("; right: the terms of the training loss." if len(terms) > 1 else "."),
+        figures.loss_curves_figure(history, ylabel=_loss_label(v.est)))
+
+
+def _samples(v: _View):
+    samples = v.est.sample(40, random_state=v.seed)
+    return Section(
+        "samples", "Samples from the prior",
+        "40 new examples: z ~ N(0, I) decoded by the generative network.",
+        figures.image_grid_figure(samples, v.shape, "Samples from the prior", value_range=v.vr))
+
+
+def _interpolation(v: _View):
+    pairs = _pairs(v.y, 5, v.X.shape[0], v.seed)
+    if not pairs:
+        return None
+    strips = np.stack([v.est.interpolate(v.X[a], v.X[b], steps=10) for a, b in pairs])
+    return Section(
+        "interpolation", "Interpolation in latent space",
+        "Each row decodes 10 points on the straight line between the codes μ(a) and μ(b) of two "
+        f"{v.which} examples" + (" of different classes." if v.y is not None else "."),
+        figures.interpolation_figure(strips, v.shape, value_range=v.vr))
+
+
+def _manifold(v: _View):
+    if v.k != 2 or v.shape is None:
+        return None
+    from statistics import NormalDist
+
+    q = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, 12)], dtype=np.float32)
+    z = np.array([[a, b] for b in q[::-1] for a in q], dtype=np.float32)
+    return Section(
+        "manifold", "The learned 2-D manifold",
+        "Decoded points of a 12 × 12 grid over the latent plane, spaced by quantiles of N(0, 1) "
+        "(5% to 95%) so that each cell holds equal prior mass.",
+        figures.image_grid_figure(v.est.inverse_transform(z), v.shape, "Latent grid", ncols=12, value_range=v.vr))
+
+
+# name -> builder(view) -> Section or None (None: nothing to show for this fit)
+SECTIONS = {
+    "mean": _mean, "components": _components, "spectrum": _spectrum,
+    "reconstructions-by-k": _reconstructions_by_k, "reconstructions": _reconstructions,
+    "code-map": _code_map, "loadings": _loadings, "noise-variance": _noise_variance, "atoms": _atoms,
+    "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
+    "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
+}
+_LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time")
+
+
+def report_sections(est, dataset, *, n_show: int = 10, seed: int = 0) -> list[Section]:
+    """The report's figures for a fitted estimator: the sections it names, in its order."""
+    names = tuple(getattr(est, "report_sections", ("reconstructions", "code-map")))
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise ValueError(f"{type(est).__name__} names report sections {unknown} that aekit does not know; "
+                         f"known: {sorted(SECTIONS)}.")
+    view = _View(est, dataset, n_show, seed)
+    return [sec for sec in (SECTIONS[n](view) for n in names) if sec is not None]
 
 
 def _loss_label(est) -> str:
@@ -246,9 +298,9 @@ def _loss_label(est) -> str:
     what = {"bce": "cross-entropy", "mse": "squared error"}.get(loss, "loss")
     if not loss:
         return "loss per example"
-    if _kind(est) == "vae":
+    if "kl" in est.history_[0]:
         return f"−ELBO = {what} + β·KL, per example"
-    return f"{what}{' + penalties' if any(k not in ('epoch', 'loss', 'recon', 'val_loss', 'lr', 'time') for k in est.history_[0]) else ''} per example"
+    return f"{what}{' + penalties' if any(k not in (*_LOG_KEYS, 'recon') for k in est.history_[0]) else ''} per example"
 
 
 def _settings_rows(settings: dict | None) -> list:
@@ -282,7 +334,7 @@ def build_report(est, dataset, metrics: dict | None = None, out_path=None, *, se
     page = render_html(title, report_sections(est, dataset, n_show=n_show, seed=seed), subtitle=subtitle,
                        settings=_settings_rows(settings), metrics=metrics_rows(metrics))
     if out_path is not None:
-        from ..io import atomic_write_text
+        from .._files import atomic_write_text
 
         atomic_write_text(out_path, page)
     return page
