@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,11 @@ def load_npy(path: Path, test_fraction, random_state) -> Dataset:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"cannot read {path} as a numpy .npy array: {exc}") from None
+    if not isinstance(arr, np.ndarray):  # np.load reads by content: a zip archive comes back as an NpzFile
+        if hasattr(arr, "close"):
+            arr.close()
+        raise ValueError(f"cannot read {path} as a numpy .npy array: it holds a {type(arr).__name__}, not one array "
+                         "(is it an .npz archive named .npy?).")
     return _from_arrays(path.stem, path, arr, None, test_fraction, random_state)
 
 
@@ -118,8 +124,13 @@ def load_npz(path: Path, test_fraction, random_state) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k.lower(): npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        # zlib.error: a damaged deflate stream; NotImplementedError: a zip compression numpy cannot read
         raise ValueError(f"cannot read {path} as a numpy .npz archive: {exc}") from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # np.load returns the raw bytes of a member that is not a .npy array
+            raise ValueError(f"{path}: member {key!r} is not a numpy array (pickled or raw data); aekit reads "
+                             "numeric arrays only.")
     name = path.stem
     if "x_train" in arrays and "x_test" in arrays:
         return _from_arrays(name, path, arrays["x_train"], arrays.get("y_train"), test_fraction, random_state,
@@ -232,7 +243,7 @@ def load_image_folder(path: Path, test_fraction, random_state) -> Dataset:
                         f"but {f} is {im.size[0]}x{im.size[1]}; resize them first."
                     )
                 images.append(im.copy() if im.mode in ("L", "RGB") else im.convert("L" if im.mode == "1" else "RGB"))
-        except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
             raise ValueError(f"cannot read image {f}: {exc}") from None
     grey = all(im.mode == "L" for im in images)
     arr = np.stack([np.asarray(im if grey else im.convert("RGB"), dtype=np.uint8) for im in images])
