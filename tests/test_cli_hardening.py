@@ -84,6 +84,35 @@ def rows(tmp_path):
 
 
 
+@pytest.mark.parametrize("which", ["input", "output", "model"])
+def test_encode_paths_too_long(which, model_run, rows, tmp_path, capsys):
+    paths = {"model": model_run, "input": rows, "output": tmp_path / "h.npy"}
+    paths[which] = tmp_path / ("y" * 300 + (".npy" if which != "model" else ""))
+    status, out, err = run(["encode", "--model", paths["model"], "--input", paths["input"],
+                            "--output", paths["output"]], capsys)
+    assert_one_line_error(status, out, err, "File name too long", "y" * 300)
+
+
+
+@pytest.mark.parametrize("where", ["file/h.npy", "file/sub/h.npy"])
+def test_output_under_a_file(where, model_run, rows, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    status, out, err = run(["encode", "--model", model_run, "--input", rows, "--output", tmp_path / where], capsys)
+    assert_one_line_error(status, out, err, "file")
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+
+def test_os_error_in_a_verb_is_one_line(monkeypatch, capsys):
+    """Any OSError a verb meets (a full disk, a vanished folder) is one line naming the path."""
+    def full(args):
+        raise OSError(28, "No space left on device", "/some/where/model.safetensors")
+
+    monkeypatch.setattr(cli, "cmd_datasets", full)
+    assert_one_line_error(*run(["datasets"], capsys), "No space left on device: /some/where/model.safetensors")
+
+
+
 def _hostile(tmp_path):
     """name -> path of files that np.load does not turn into a numeric array."""
     files = {}
@@ -140,3 +169,33 @@ def test_decompression_bomb_image_is_one_line(tmp_path, monkeypatch, capsys):
         Image.fromarray(np.full((8, 8), i * 20, np.uint8)).save(folder / f"{i}.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 64 pixels > 2 x 10: refused as a bomb
     assert_one_line_error(*run(fit_argv(tmp_path / "out", "--data", folder), capsys), "decompression bomb")
+
+
+
+def test_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert_one_line_error(*run(fit_argv(out, "--lr", "1e3", "--optimizer", "sgd"), capsys), "diverged")
+    assert sorted(os.listdir(tmp_path)) == []  # no run folder, no temporary, not even a lock
+
+
+
+def test_summary_line_survives_missing_metrics(tmp_path, monkeypatch, capsys):
+    import aekit.report
+
+    real = aekit.report.evaluate
+
+    def evaluate(est, dataset):
+        m = real(est, dataset)
+        m.update(test_squared_error_per_example=None, baseline_test_squared_error_per_example=None,
+                 train_squared_error_per_example=None)
+        return m
+
+    monkeypatch.setattr(aekit.report, "evaluate", evaluate)
+    argv = [a for a in fit_argv(tmp_path / "run") if a != "--quiet"]
+    status, out, err = run(argv, capsys)
+    assert status == 0, err
+    assert "training squared error per example n/a" in out
+    monkeypatch.setattr(aekit.report, "evaluate", lambda est, ds: {**real(est, ds), "baseline_test_squared_error_per_example": None})
+    status, out, err = run(argv, capsys)
+    assert status == 0, err
+    assert "(predicting the training mean: n/a)" in out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -251,6 +252,21 @@ def _check_threads(n) -> None:
         raise UserError(f"--threads must be an integer >= 1; got {n}.")
 
 
+def _text(value) -> str:
+    """``value`` as text that can be written as UTF-8: bytes of a non-UTF-8 file name (which
+    Python carries as lone surrogates) become ``\\xNN``."""
+    value = str(value)
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 # -- verbs --------------------------------------------------------------------------------
 def cmd_fit(args) -> int:
     import torch
@@ -317,12 +333,13 @@ def _fit(args) -> int:
                              "python": sys.version.split()[0]})
     aekit_io.atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
     if not args.quiet:
-        err = metrics["test_squared_error_per_example"]
-        base = metrics["baseline_test_squared_error_per_example"]
-        what = (f"test squared error per example {err:.4g} (predicting the training mean: {base:.4g})"
-                if err is not None else f"training squared error per example {metrics['train_squared_error_per_example']:.4g}")
+        err = metrics.get("test_squared_error_per_example")
+        base = metrics.get("baseline_test_squared_error_per_example")
+        what = (f"test squared error per example {_num(err)} (predicting the training mean: {_num(base)})"
+                if err is not None else
+                f"training squared error per example {_num(metrics.get('train_squared_error_per_example'))}")
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
-              f"wrote {out / 'model.safetensors'}, metrics.json, report.html")
+              f"wrote {_text(out / 'model.safetensors')}, metrics.json, report.html")
     return 0
 
 
@@ -412,6 +429,14 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def _os_error(exc: OSError) -> str:
+    """An OSError as words naming the path: 'File name too long: PATH'."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    paths = " -> ".join(_text(os.fsdecode(f)) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{exc.strerror}: {paths}"
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split()) or "unknown error"
 
@@ -432,9 +457,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("aekit: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-            FloatingPointError) as exc:
+    except (ValueError, FloatingPointError) as exc:
         print(f"aekit: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path too long, under a file, unreadable, a full disk, ...
+        print(f"aekit: error: {_one_line(_os_error(exc))}", file=sys.stderr)
         return 2
 
 
