@@ -13,10 +13,16 @@ The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimato
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import math
 import os
+import re
+import secrets
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -263,6 +269,145 @@ def _text(value) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+# -- the run folder -----------------------------------------------------------------------
+# A run is written into a fresh temporary folder beside --out (same parent, so renames are
+# atomic) and then moved into place, under an exclusive lock on a file beside --out: a reader
+# sees the previous complete run or the new complete run, never a mix, and a failure or a
+# kill leaves the previous run in place. Temporaries are named .<name>.tmp-<pid>-<random>;
+# the previous run is moved aside as .<name>.old-<pid>-<random> while the new one moves in.
+RUN_FILES = ("model.safetensors", "metrics.json", "report.html")
+_RUN_MARKERS = ("model.safetensors", "metrics.json")
+
+
+def _side_name(out: Path) -> str:
+    """The prefix of the lock file and temporaries of ``out``: ``.<name>``, shortened with a
+    hash when long, so that the temporaries' names stay within the file system's limit."""
+    raw = out.name.encode("utf-8", "surrogateescape")
+    if len(raw) <= 100:
+        return "." + out.name
+    short = raw[:60].decode("utf-8", "surrogateescape")
+    return f".{short}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+def _out_path(given: str) -> Path:
+    """--out as an absolute path; a symbolic link to a folder means that folder."""
+    path = Path(os.path.abspath(given))
+    if os.path.islink(path):
+        if not os.path.exists(path):
+            raise UserError(f"--out {_text(given)} is a broken symbolic link.")
+        path = Path(os.path.realpath(path))
+    if path.parent == path:
+        raise UserError(f"--out {_text(given)} is the root folder; give a folder for the run.")
+    with contextlib.suppress(OSError):
+        if Path.cwd().is_relative_to(path):
+            raise UserError(f"--out {_text(given)} holds the current folder; give a new folder for the run.")
+    return path
+
+
+def _check_out(out: Path, shown: str) -> None:
+    """Refuse an --out that cannot take a run, or that holds something other than a run."""
+    try:
+        os.stat(out)  # raises for a name too long, a parent that is a file, ...
+    except FileNotFoundError:
+        return  # created when the run is written
+    except NotADirectoryError:
+        raise UserError(f"--out {_text(shown)}: a parent of it is a file, not a folder.") from None
+    if not os.path.isdir(out):
+        raise UserError(f"--out {_text(shown)} exists and is not a folder.")
+    entries = sorted(os.listdir(out))
+    if not entries:
+        return
+    if not set(entries) & set(_RUN_MARKERS):
+        raise UserError(f"--out {_text(shown)} is a folder that does not hold an aekit run (no model.safetensors "
+                        "or metrics.json); refusing to replace it. Give a new or empty folder.")
+    foreign = [e for e in entries if e not in RUN_FILES]
+    if foreign:
+        listed = ", ".join(_text(e) for e in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise UserError(f"--out {_text(shown)} holds files that are not part of an aekit run ({listed}); "
+                        "refusing to replace them. Move them away or give another folder.")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def _tidy(out: Path) -> None:
+    """Remove the temporaries of writers that died (kill -9, power loss). A previous run that a
+    dead writer had moved aside goes back in place when --out is missing."""
+    side = _side_name(out)
+    pattern = re.compile(re.escape(side) + r"\.(tmp|old)-(\d+)-.+")
+    found = []
+    for entry in os.listdir(out.parent):
+        m = pattern.fullmatch(entry)
+        if m and int(m.group(2)) != os.getpid() and not _alive(int(m.group(2))):
+            found.append((m.group(1) != "old", entry))  # the aside runs first
+    for _, entry in sorted(found):
+        path = out.parent / entry
+        if entry.startswith(side + ".old-") and not os.path.lexists(out):
+            os.rename(path, out)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Move the complete run ``tmp`` to ``out``; a previous run there is moved aside first and
+    deleted after, or put back if the move fails."""
+    if not os.path.lexists(out):
+        os.rename(tmp, out)
+        return
+    aside = out.parent / f"{_side_name(out)}.old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(out, aside)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_folder(out: Path, shown: str):
+    """Yield a fresh temporary folder beside ``out`` to write a run into; when the block
+    completes the run replaces ``out``; when it fails (or is interrupted) the temporary folder
+    is removed and ``out`` is as it was. Concurrent writers to one ``out`` take turns."""
+    import fcntl
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"--out {_text(shown)}: a parent of it is a file, not a folder.") from None
+    with open(out.parent / f"{_side_name(out)}.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed or the process dies
+        _tidy(out)
+        _check_out(out, shown)  # again: it may have changed while the model trained
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_side_name(out)}.tmp-{os.getpid()}-", dir=out.parent))
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # as mkdir would make it, not mkdtemp's 0700
+            yield tmp
+            _fsync_dir(tmp)
+            _swap_in(tmp, out)
+            _fsync_dir(out.parent)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone after the swap; removes a failed run
+
+
 def _num(value) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
@@ -285,6 +430,8 @@ def _fit(args) -> int:
     cls = _estimator_class(args.model)
     accepted = cls._param_defaults
     params = estimator_params(args.model, given, seed=args.seed, quiet=args.quiet, accepted=accepted)
+    out = _out_path(args.out)
+    _check_out(out, args.out)  # before training: a bad --out is reported at once
 
     import torch
 
@@ -294,6 +441,7 @@ def _fit(args) -> int:
 
     dataset = load_dataset(args.data, data_dir=args.data_dir, test_fraction=args.test_fraction,
                            random_state=args.seed, label_column=args.label_column)
+    dataset.name, dataset.source = _text(dataset.name), _text(dataset.source)  # a non-UTF-8 file name
     n_train, d = dataset.X_train.shape
     _set_threads(args.threads if args.threads is not None else (1 if n_train * d <= SMALL_PROBLEM else None))
     if "n_components" not in given and params.get("n_components") is not None:
@@ -301,15 +449,11 @@ def _fit(args) -> int:
     if dataset.image_shape is not None and "image_shape" in accepted:
         params["image_shape"] = dataset.image_shape
     est = cls(**params)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder.")
 
     t_fit = time.perf_counter()
     est.fit(dataset.X_train)
     fit_seconds = time.perf_counter() - t_fit
 
-    aekit_io.save(est, out / "model.safetensors")
     metrics = {
         "model": args.model, "estimator": type(est).__name__, "data": dataset.name, "data_source": dataset.source,
         "n_train": int(n_train), "n_test": int(dataset.X_test.shape[0]), "n_features": int(d),
@@ -321,17 +465,20 @@ def _fit(args) -> int:
     metrics.update(report.evaluate(est, dataset))
     history = getattr(est, "history_", None) or []
     metrics.update(fit_seconds=fit_seconds, epochs_run=len(history) or None)
-    settings = {"data": args.data, "model": args.model, "estimator": type(est).__name__,
+    settings = {"data": _text(args.data), "model": args.model, "estimator": type(est).__name__,
                 "test_fraction": args.test_fraction, "seed": args.seed,
                 "threads": torch.get_num_threads(),
                 **{k: v for k, v in est.get_params(deep=False).items() if k not in ("verbose", "checkpoint_path")}}
-    metrics["total_seconds"] = time.perf_counter() - t_start  # so far; updated below
-    report.build_report(est, dataset, metrics, out / "report.html", settings=settings, seed=args.seed)
-    metrics["total_seconds"] = time.perf_counter() - t_start
-    metrics.update(history=history, settings=settings,
-                   versions={"aekit": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                             "python": sys.version.split()[0]})
-    aekit_io.atomic_write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    with run_folder(out, args.out) as run_dir:  # all three files, or none
+        aekit_io.save(est, run_dir / "model.safetensors")
+        metrics["total_seconds"] = time.perf_counter() - t_start  # so far; updated below
+        report.build_report(est, dataset, metrics, run_dir / "report.html", settings=settings, seed=args.seed)
+        metrics["total_seconds"] = time.perf_counter() - t_start
+        metrics.update(history=history, settings=settings,
+                       versions={"aekit": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                                 "python": sys.version.split()[0]})
+        aekit_io.atomic_write_text(run_dir / "metrics.json",
+                                   json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
     if not args.quiet:
         err = metrics.get("test_squared_error_per_example")
         base = metrics.get("baseline_test_squared_error_per_example")
@@ -339,7 +486,7 @@ def _fit(args) -> int:
                 if err is not None else
                 f"training squared error per example {_num(metrics.get('train_squared_error_per_example'))}")
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
-              f"wrote {_text(out / 'model.safetensors')}, metrics.json, report.html")
+              f"wrote {_text(Path(args.out) / 'model.safetensors')}, metrics.json, report.html")
     return 0
 
 
