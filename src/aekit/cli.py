@@ -6,8 +6,9 @@
     aekit datasets
 
 The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
-:mod:`aekit.report`, and writes every file atomically. Bad input prints one line,
-``aekit: error: ...``, and exits with status 2; Ctrl-C exits with status 130.
+:mod:`aekit.report`, and writes every file atomically; a run folder is replaced whole or not
+at all (see :func:`run_folder`). Bad input prints one line, ``aekit: error: ...``, and exits
+with status 2; Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "images (default: digits)")
     fit.add_argument("--model", default="ae", choices=tuple(MODELS), metavar="MODEL",
                      help="the model: " + ", ".join(MODELS) + " (default: ae)")
-    fit.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; files in it are replaced)")
+    fit.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; a previous run in it is replaced whole; a folder "
+                          "holding anything else is refused)")
     fit.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
                      help="fraction of the rows held out for testing, for data sets without an official "
                           "test split (default: 0.2)")
@@ -339,7 +341,9 @@ def _alive(pid: int) -> bool:
 
 def _tidy(out: Path) -> None:
     """Remove the temporaries of writers that died (kill -9, power loss). A previous run that a
-    dead writer had moved aside goes back in place when --out is missing."""
+    dead writer had moved aside goes back in place when --out is missing. Called under the
+    lock, which every writer holds while its temporaries exist, so a live writer's are never
+    seen here; the pid test is a second guard (a lock file removed by hand)."""
     side = _side_name(out)
     pattern = re.compile(re.escape(side) + r"\.(tmp|old)-(\d+)-.+")
     found = []
