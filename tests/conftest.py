@@ -11,8 +11,9 @@ _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "AEKIT_DATA" not in os.environ and _SHARED.is_dir():
     os.environ["AEKIT_DATA"] = str(_SHARED)
 
-# Two cores on CI: keep torch from oversubscribing them.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Two cores on CI: keep torch from oversubscribing them. AEKIT_TEST_THREADS overrides (1 on a
+# machine shared with other jobs, where two threads of small matmuls wait on each other).
+torch.set_num_threads(int(os.environ.get("AEKIT_TEST_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
 
 
 def _have(name: str) -> bool:

@@ -6,6 +6,7 @@ import torch
 
 import aekit
 from aekit.model import build_model
+from aekit.parts.penalties import Penalty
 from aekit.train import TrainConfig, load_checkpoint, resolve_device, train
 
 
@@ -37,8 +38,34 @@ def test_loss_decreases():
     assert hist[-1]["recon"] < 0.8 * hist[0]["recon"]
 
 
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(epoch, records):
+    """A callback that keeps each epoch's record and kills the run after ``epoch``."""
+    def callback(record):
+        records.append(dict(record))
+        if record["epoch"] == epoch:
+            raise Interrupted
+    return callback
+
+
+def make_other():
+    """The same architecture as make(), other initial weights."""
+    torch.manual_seed(12345)
+    return build_model(64, n_components=8, hidden_layer_sizes=(32,), loss="bce", noise="masking", noise_level=0.2)
+
+
+def same_weights(a, b, atol=1e-6):
+    return all(torch.allclose(v, b.state_dict()[k], atol=atol) for k, v in a.state_dict().items())
+
+
 @pytest.mark.parametrize("optimizer,schedule", [("adam", "cosine"), ("sgd", "step"), ("adam", "plateau")])
 def test_resume_equals_uninterrupted_run(tmp_path, optimizer, schedule):
+    """A run killed after epoch 3 and resumed into a model with OTHER initial weights ends
+    where the uninterrupted run ends; a fresh run from those weights (what training without
+    resuming gives) does not. The history keeps the checkpoint's epochs and continues them."""
     X = digits()
     cfg = dict(epochs=6, seed=3, optimizer=optimizer, learning_rate=0.05 if optimizer == "sgd" else 1e-3,
                lr_schedule=schedule, validation_fraction=0.1)
@@ -46,22 +73,44 @@ def test_resume_equals_uninterrupted_run(tmp_path, optimizer, schedule):
     hist_full = train(full, X, TrainConfig(**cfg))
 
     ckpt = tmp_path / "ckpt.safetensors"
-
-    class Interrupted(Exception):
-        pass
-
-    def interrupt_after_3(record):
-        if record["epoch"] == 3:
-            raise Interrupted
-
+    before = []
     with pytest.raises(Interrupted):  # the run dies after epoch 3's checkpoint
-        train(make(), X, TrainConfig(**cfg, checkpoint_path=str(ckpt)), callback=interrupt_after_3)
-    resumed = make()  # fresh weights: everything must come from the checkpoint
+        train(make(), X, TrainConfig(**cfg, checkpoint_path=str(ckpt)), callback=interrupt_after(3, before))
+    resumed = make_other()  # everything must come from the checkpoint
+    assert not same_weights(resumed, make())
     hist_resumed = train(resumed, X, TrainConfig(**cfg, checkpoint_path=str(ckpt)), resume=True)
-    assert len(hist_resumed) == 6
+    assert [h["epoch"] for h in hist_resumed] == [1, 2, 3, 4, 5, 6]
+    assert hist_resumed[:3] == before  # the checkpoint's records, kept as they were
     assert [h["loss"] for h in hist_resumed] == pytest.approx([h["loss"] for h in hist_full], rel=1e-6)
-    for k, v in full.state_dict().items():
-        assert torch.allclose(v, resumed.state_dict()[k], atol=1e-6), k
+    assert same_weights(full, resumed)
+    fresh = make_other()  # the same call without resuming: a different model
+    train(fresh, X, TrainConfig(**cfg))
+    assert not same_weights(full, fresh, atol=1e-3)
+
+
+def test_resume_follows_a_checkpoint_of_another_seed(tmp_path):
+    """The checkpoint was written by a seed-7 run; resuming it under seed 8 must continue
+    the seed-7 run (its weights, optimiser state, RNG and history), which a fresh seed-8 run
+    cannot imitate."""
+    X = digits()
+    cfg = dict(epochs=5, learning_rate=3e-3)
+    reference = make()
+    hist_ref = train(reference, X, TrainConfig(**cfg, seed=7))
+    ckpt = tmp_path / "seed7.safetensors"
+    before = []
+    with pytest.raises(Interrupted):
+        train(make(), X, TrainConfig(**cfg, seed=7, checkpoint_path=str(ckpt)), callback=interrupt_after(2, before))
+
+    resumed = make_other()
+    hist = train(resumed, X, TrainConfig(**cfg, seed=8, checkpoint_path=str(ckpt)), resume=True)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4, 5]
+    assert hist[:2] == before
+    assert [h["loss"] for h in hist] == pytest.approx([h["loss"] for h in hist_ref], rel=1e-6)
+    assert same_weights(reference, resumed)
+
+    fresh = make_other()
+    train(fresh, X, TrainConfig(**cfg, seed=8))
+    assert not same_weights(reference, fresh, atol=1e-3)
 
 
 def test_learning_rate_schedules():
@@ -115,11 +164,68 @@ def test_device_resolution():
 
 
 def test_estimator_resume_via_checkpoint_path(tmp_path):
+    """fit(resume=True) continues the checkpoint: 4 epochs of a random_state=0 fit, resumed
+    to 6 epochs by an estimator whose own random_state is 1, give the 6-epoch
+    random_state=0 fit, not a random_state=1 one."""
     X = digits().numpy()
     ckpt = str(tmp_path / "ae.safetensors")
-    a = aekit.Autoencoder(n_components=4, hidden_layer_sizes=(16,), epochs=4, random_state=0).fit(X)
-    first = aekit.Autoencoder(n_components=4, hidden_layer_sizes=(16,), epochs=4, random_state=0, checkpoint_path=ckpt).fit(X)
+    kw = dict(n_components=4, hidden_layer_sizes=(16,))
+    full = aekit.Autoencoder(**kw, epochs=6, random_state=0).fit(X)
+    first = aekit.Autoencoder(**kw, epochs=4, random_state=0, checkpoint_path=ckpt).fit(X)
     assert first.n_iter_ == 4
-    b = aekit.Autoencoder(n_components=4, hidden_layer_sizes=(16,), epochs=4, random_state=0, checkpoint_path=ckpt).fit(X, resume=True)
-    assert b.n_iter_ == 4
-    np.testing.assert_allclose(a.transform(X), b.transform(X), atol=1e-5)
+    b = aekit.Autoencoder(**kw, epochs=6, random_state=1, checkpoint_path=ckpt).fit(X, resume=True)
+    assert b.n_iter_ == 6 and b.history_[:4] == first.history_
+    np.testing.assert_allclose(full.transform(X), b.transform(X), atol=1e-5)
+    other = aekit.Autoencoder(**kw, epochs=6, random_state=1).fit(X)
+    assert np.abs(other.transform(X) - b.transform(X)).max() > 1e-2
+
+
+class RowCheck(Penalty):
+    """Reads ctx.y (the row numbers of X) and checks each batch's x rows are those rows of X;
+    keeps what it saw. In the objective, so validation batches come through it too."""
+
+    name = "row_check"
+    in_objective = True
+
+    def __init__(self, X):
+        super().__init__(0.0)
+        self.X = X
+        self.seen = []
+
+    def forward(self, ctx):
+        assert ctx.y is not None, "the batch's targets did not reach the penalty"
+        rows = ctx.y.long()
+        assert torch.equal(ctx.x, self.X[rows]), "targets and inputs are out of step"
+        self.seen.append((self.training, rows.clone()))
+        return torch.zeros(ctx.x.shape[0])
+
+
+def test_targets_reach_penalties_aligned_with_their_rows():
+    X = digits()[:300]
+    y = torch.arange(300, dtype=torch.float32)  # y = row number
+    torch.manual_seed(0)
+    model = build_model(64, n_components=4, hidden_layer_sizes=(8,), loss="bce")
+    check = RowCheck(X)
+    model.penalties.append(check)
+    hist = train(model, X, TrainConfig(epochs=2, batch_size=32, validation_fraction=0.2, seed=0), y=y)
+    assert "row_check" in hist[-1]
+    train_rows = [r for training, r in check.seen if training]
+    val_rows = [r for training, r in check.seen if not training]
+    assert train_rows and val_rows
+    # each epoch's batches cover the 240 training rows once; validation sees the other 60
+    first_epoch = torch.cat(train_rows[:8])
+    assert len(first_epoch) == 240 and len(set(first_epoch.tolist())) == 240
+    held_out = set(range(300)) - set(first_epoch.tolist())
+    assert len(held_out) == 60 and set(torch.cat(val_rows).tolist()) >= held_out
+
+
+def test_given_validation_targets_reach_validation_batches():
+    X = digits()[:200]
+    y = torch.arange(200, dtype=torch.float32)
+    torch.manual_seed(0)
+    model = build_model(64, n_components=4, hidden_layer_sizes=(8,), loss="bce")
+    check = RowCheck(X)
+    model.penalties.append(check)
+    train(model, X[:150], TrainConfig(epochs=1, batch_size=50, seed=0), y=y[:150], X_val=X[150:], y_val=y[150:])
+    assert set(torch.cat([r for t, r in check.seen if t]).tolist()) == set(range(150))
+    assert set(range(150, 200)) <= set(torch.cat([r for t, r in check.seen if not t]).tolist())

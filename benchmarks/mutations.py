@@ -1,0 +1,304 @@
+"""Mutation check: break one feature at a time and see whether the tests notice.
+
+Each mutation replaces one exact snippet of aekit's source (which must occur exactly once)
+by a broken version: a corruption made the identity, a penalty's term multiplied by 0,
+resuming switched off, ... The harness applies it in place, runs the tests that guard that
+feature with ``pytest -x``, records whether they failed (caught) or passed (survived), and
+restores the file in a ``finally`` (the original bytes written back, then ``git checkout``;
+it refuses to start unless src/ is clean, so nothing of yours can be lost). Every run uses a
+fresh bytecode cache so a stale .pyc can never hide a mutation.
+
+First the selected tests run once on the unmutated source: they must pass there, or a
+"caught" would mean nothing.
+
+Writes benchmarks/results/mutations.json and prints a table.
+
+    python benchmarks/mutations.py                 # all mutations (about 5-10 minutes on 2 cores)
+    python benchmarks/mutations.py --only resume   # those whose name contains 'resume'
+    python benchmarks/mutations.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+F = "tests/test_features.py"
+T = "tests/test_training.py"
+P = "tests/test_parts.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str          # relative to the repository root
+    original: str      # must occur exactly once in the file
+    mutated: str
+    description: str
+    tests: tuple       # pytest node ids or files, in the order to run them
+
+
+MUTATIONS = [
+    # -- training loop -----------------------------------------------------------------------
+    Mutation("resume-disabled", "src/aekit/train.py",
+             "if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():",
+             "if False and resume and config.checkpoint_path and Path(config.checkpoint_path).exists():",
+             "train(resume=True) ignores the checkpoint and starts afresh",
+             (f"{T}::test_resume_equals_uninterrupted_run", f"{T}::test_resume_follows_a_checkpoint_of_another_seed",
+              f"{T}::test_estimator_resume_via_checkpoint_path")),
+    Mutation("resume-history-dropped", "src/aekit/train.py",
+             'return int(meta["epoch"]), list(meta["history"])',
+             'return int(meta["epoch"]), []',
+             "a resumed run forgets the checkpoint's history records",
+             (f"{T}::test_resume_follows_a_checkpoint_of_another_seed", f"{T}::test_resume_equals_uninterrupted_run")),
+    Mutation("resume-rng-not-restored", "src/aekit/train.py",
+             'generator.set_state(tensors["rng.generator"])',
+             'pass',
+             "a resumed run shuffles with its own seed, not the checkpoint's generator",
+             (f"{T}::test_resume_follows_a_checkpoint_of_another_seed", f"{T}::test_resume_equals_uninterrupted_run")),
+    Mutation("early-stopping-never-stops", "src/aekit/train.py",
+             "return self.bad_epochs >= self.patience",
+             "return False",
+             "early stopping never fires",
+             (f"{T}::test_early_stopping_stops_at_patience_and_restores_best",)),
+    Mutation("best-weights-not-restored", "src/aekit/train.py",
+             "        model.load_state_dict(stopper.best_state)\n    return history",
+             "        pass\n    return history",
+             "early stopping keeps the last weights, not the best",
+             (f"{T}::test_early_stopping_stops_at_patience_and_restores_best",)),
+    Mutation("targets-dropped", "src/aekit/train.py",
+             "out = model(X[idx], None if y is None else y[idx])",
+             "out = model(X[idx], None)",
+             "the loop does not pass each batch's y to the model (ctx.y is None)",
+             (f"{T}::test_targets_reach_penalties_aligned_with_their_rows",
+              f"{T}::test_given_validation_targets_reach_validation_batches")),
+    Mutation("validation-targets-misaligned", "src/aekit/train.py",
+             "X[va], None if y is None else y[va]",
+             "X[va], None if y is None else y[va.flip(0)]",
+             "the validation split takes y's rows in another order than X's",
+             (f"{T}::test_targets_reach_penalties_aligned_with_their_rows",)),
+    Mutation("validation-targets-dropped", "src/aekit/train.py",
+             "yb = None if y is None else y[i:i + batch_size]",
+             "yb = None",
+             "evaluate() does not pass the validation targets on",
+             (f"{T}::test_given_validation_targets_reach_validation_batches",
+              f"{T}::test_targets_reach_penalties_aligned_with_their_rows")),
+    # -- corruption --------------------------------------------------------------------------
+    Mutation("gaussian-noise-identity", "src/aekit/parts/corruption.py",
+             "return x + self.sigma * torch.randn_like(x)",
+             "return x",
+             "Gaussian corruption adds no noise",
+             (f"{F}::test_denoising_beats_the_same_network_trained_without_corruption",)),
+    Mutation("masking-noise-identity", "src/aekit/parts/corruption.py",
+             "return x * keep",
+             "return x",
+             "masking corruption masks nothing",
+             (f"{F}::test_denoising_beats_the_same_network_trained_without_corruption",)),
+    Mutation("salt-and-pepper-identity", "src/aekit/parts/corruption.py",
+             "return torch.where(hit, value, x)",
+             "return x",
+             "salt-and-pepper corruption changes nothing",
+             (f"{F}::test_denoising_beats_the_same_network_trained_without_corruption",)),
+    Mutation("corruption-skipped-in-forward", "src/aekit/model.py",
+             "x_in = self.corruption(x)",
+             "x_in = x",
+             "the model's loss never applies its corruption",
+             (f"{F}::test_denoising_beats_the_same_network_trained_without_corruption",)),
+    # -- penalties -----------------------------------------------------------------------------
+    Mutation("l1-zeroed", "src/aekit/parts/penalties.py",
+             "return ctx.code.h.abs().sum(1)",
+             "return 0 * ctx.code.h.abs().sum(1)",
+             "the L1 code penalty contributes nothing",
+             (f"{F}::test_l1_penalty_shrinks_the_code",)),
+    Mutation("kl-sparsity-zeroed", "src/aekit/parts/penalties.py",
+             "return kl_sparsity(ctx.code.h, self.rho)",
+             "return 0 * kl_sparsity(ctx.code.h, self.rho)",
+             "the KL sparsity penalty contributes nothing",
+             (f"{F}::test_kl_sparsity_drives_mean_activations_to_rho",)),
+    Mutation("contractive-exact-zeroed", "src/aekit/parts/penalties.py",
+             "return mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts)",
+             "return 0 * mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts)",
+             "the exact contractive penalty contributes nothing",
+             (f"{F}::test_exact_contractive_penalty_shrinks_the_jacobian",)),
+    Mutation("contractive-hutchinson-zeroed", "src/aekit/parts/penalties.py",
+             "return hutchinson_jacobian_frobenius_sq(ctx.x_in, ctx.model.encode_point, self.n_projections)",
+             "return 0 * hutchinson_jacobian_frobenius_sq(ctx.x_in, ctx.model.encode_point, self.n_projections)",
+             "the Hutchinson contractive penalty contributes nothing",
+             (f"{F}::test_hutchinson_contractive_penalty_is_unbiased",
+              f"{F}::test_hutchinson_contractive_shrinks_a_conv_encoders_jacobian")),
+    Mutation("vae-kl-zeroed", "src/aekit/parts/penalties.py",
+             "return gaussian_kl(ctx.code.h, ctx.code.logvar)",
+             "return 0 * gaussian_kl(ctx.code.h, ctx.code.logvar)",
+             "a VAE's KL term contributes nothing to its loss",
+             (f"{F}::test_larger_beta_gives_a_smaller_vae_kl",)),
+    Mutation("weight-decay-zeroed", "src/aekit/parts/penalties.py",
+             "return sum(w.pow(2).sum() for w in weights)",
+             "return 0 * sum(w.pow(2).sum() for w in weights)",
+             "the weight-decay penalty contributes nothing",
+             (f"{F}::test_weight_decay_shrinks_the_weights",)),
+    Mutation("penalty-weights-ignored", "src/aekit/model.py",
+             '{"recon": 1.0, **{p.name: p.weight for p in self.penalties}}',
+             '{"recon": 1.0, **{p.name: 1.0 for p in self.penalties}}',
+             "every penalty weighs 1 whatever its setting (beta, l1, ...)",
+             (f"{F}::test_larger_beta_gives_a_smaller_vae_kl",)),
+    # -- structure ---------------------------------------------------------------------------
+    Mutation("tied-decoder-own-weights", "src/aekit/parts/nets.py",
+             "self._encoder_linears = list(encoder_linears)",
+             "self._encoder_linears = nn.ModuleList(__import__('copy').deepcopy(lin) for lin in encoder_linears)",
+             "the tied decoder trains its own copies of the encoder's weights",
+             (f"{F}::test_tied_decoder_uses_the_encoders_current_weights_transposed",
+              f"{F}::test_tied_weight_gets_gradient_from_encoder_and_decoder")),
+    Mutation("tied-decoder-detached", "src/aekit/parts/nets.py",
+             "z = F.linear(z, lin.weight.t(), bias)",
+             "z = F.linear(z, lin.weight.t().detach(), bias)",
+             "the shared weight gets no gradient from the decoder side",
+             (f"{F}::test_tied_weight_gets_gradient_from_encoder_and_decoder",
+              f"{F}::test_tied_decoder_uses_the_encoders_current_weights_transposed")),
+    Mutation("centring-ignored", "src/aekit/model.py",
+             "return x if self.offset is None else x - self.offset",
+             "return x",
+             "the encoder sees x, not x - mean",
+             (f"{F}::test_centring_feeds_the_encoder_x_minus_the_training_mean",
+              f"{F}::test_centred_linear_autoencoder_finds_pca_subspace_of_offset_data")),
+    Mutation("centring-offset-never-set", "src/aekit/model.py",
+             "            self.offset.copy_(m)",
+             "            pass",
+             "the centring offset stays 0 instead of the training mean",
+             (f"{F}::test_centring_feeds_the_encoder_x_minus_the_training_mean",
+              f"{F}::test_centred_linear_autoencoder_finds_pca_subspace_of_offset_data")),
+    Mutation("code-noise-ignored", "src/aekit/parts/codes.py",
+             "if self.noise and self.training:",
+             "if False:",
+             "code_noise adds no noise before the code activation",
+             (f"{F}::test_code_noise_makes_sigmoid_codes_binary",)),
+]
+
+
+def _git(*args) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+
+def run_tests(tests, threads: int, timeout: int) -> tuple[int, str, float]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), AEKIT_TEST_THREADS=str(threads), PYTHONDONTWRITEBYTECODE="1")
+    with tempfile.TemporaryDirectory(prefix="aekit-mut-pyc-") as pyc:
+        env["PYTHONPYCACHEPREFIX"] = pyc  # never a stale .pyc of the other version of the file
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rf",
+                                   *tests], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+            rc, out = proc.returncode, proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, out = -1, f"timed out after {timeout} s\n{exc.stdout or ''}"
+    return rc, out, time.perf_counter() - t0
+
+
+def first_failure(out: str) -> str | None:
+    m = re.search(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+    return m.group(1) if m else None
+
+
+def apply_and_test(mut: Mutation, threads: int, timeout: int) -> dict:
+    path = ROOT / mut.file
+    original = path.read_bytes()
+    text = original.decode()
+    count = text.count(mut.original)
+    if count != 1:
+        raise SystemExit(f"{mut.name}: the original snippet occurs {count} times in {mut.file}; fix the mutation.")
+    try:
+        path.write_text(text.replace(mut.original, mut.mutated))
+        rc, out, seconds = run_tests(mut.tests, threads, timeout)
+    finally:
+        path.write_bytes(original)
+        _git("checkout", "--", mut.file)
+    caught = rc == 1  # tests ran and failed; 2-5 are pytest's own errors, -1 a timeout
+    result = {"mutation": mut.name, "file": mut.file, "description": mut.description,
+              "status": "caught" if caught else ("survived" if rc == 0 else f"error (pytest exit {rc})"),
+              "caught_by": first_failure(out) if caught else None, "tests": list(mut.tests),
+              "seconds": round(seconds, 1)}
+    if not caught:
+        result["output_tail"] = out[-3000:]
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="run the mutations whose name contains this")
+    ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads in the tests (AEKIT_TEST_THREADS)")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per pytest run")
+    ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/mutations.json")
+    args = ap.parse_args(argv)
+    todo = [m for m in MUTATIONS if not args.only or args.only in m.name]
+    if args.list:
+        for m in todo:
+            print(f"{m.name:32s} {m.file:30s} {m.description}")
+        return 0
+    if _git("status", "--porcelain", "--", "src").strip():
+        raise SystemExit("src/ has uncommitted changes; commit or stash them first (the harness restores files with git checkout).")
+
+    for m in todo:  # every snippet must be found exactly once before anything runs
+        count = (ROOT / m.file).read_text().count(m.original)
+        if count != 1:
+            raise SystemExit(f"{m.name}: the original snippet occurs {count} times in {m.file}; fix the mutation.")
+    selected = list(dict.fromkeys(t for m in todo for t in m.tests))
+    rc, out, seconds = run_tests(selected, args.threads, args.timeout)
+    print(f"baseline: {len(selected)} selections on the unmutated source, pytest exit {rc}, {seconds:.0f} s")
+    if rc != 0:
+        print(out[-5000:])
+        raise SystemExit("the tests fail on the unmutated source: fix that first.")
+
+    results = []
+    try:
+        for m in todo:
+            r = apply_and_test(m, args.threads, args.timeout)
+            results.append(r)
+            print(f"  {r['status']:9s} {m.name:32s} {r['seconds']:6.1f} s  {r['caught_by'] or ''}", flush=True)
+    finally:
+        dirty = _git("status", "--porcelain", "--", "src").strip()
+        if dirty:
+            print(f"WARNING: src/ is not clean after the run:\n{dirty}", file=sys.stderr)
+
+    width = max(len(r["mutation"]) for r in results)
+    print(f"\n{'mutation':{width}s}  status    caught by")
+    for r in results:
+        print(f"{r['mutation']:{width}s}  {r['status']:8s}  {r['caught_by'] or '-'}")
+    n_caught = sum(r["status"] == "caught" for r in results)
+    print(f"\n{n_caught}/{len(results)} mutations caught")
+
+    if not args.no_write:
+        import platform
+
+        result = {
+            "benchmark": "mutations",
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "commit": _git("rev-parse", "HEAD").strip(),
+            "python": platform.python_version(),
+            "torch_threads": args.threads,
+            "baseline": {"selections": selected, "pytest_exit": rc, "seconds": round(seconds, 1)},
+            "caught": n_caught,
+            "total": len(results),
+            "results": results,
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / "mutations.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, path)
+        print(f"wrote {path}")
+    return 0 if n_caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
