@@ -17,6 +17,7 @@ from .estimators import (  # noqa: E402
     SparseAutoencoder,
 )
 from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
+from .supervised import AutoencoderClassifier, AutoencoderRegressor  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -25,8 +26,10 @@ __all__ = [
     "DenoisingAutoencoder",
     "SparseAutoencoder",
     "ContractiveAutoencoder",
-    "PCA",
     "LinearAutoencoder",
+    "AutoencoderClassifier",
+    "AutoencoderRegressor",
+    "PCA",
     "FactorAnalysis",
     "SparseCoding",
     "Dataset",

@@ -104,7 +104,8 @@ def model_options():
     """The declared settings that `aekit fit` offers: (setting, argparse keywords)."""
     from .settings import SETTINGS
 
-    return [(s, _option_kwargs(s)) for s in SETTINGS.values() if s.cli]
+    taken = set().union(*(_estimator_class(m)._param_defaults for m in MODELS))
+    return [(s, _option_kwargs(s)) for s in SETTINGS.values() if s.cli and s.name in taken]
 
 
 class UserError(ValueError):

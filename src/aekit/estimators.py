@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ import torch
 from ._validation import check_array, check_positive_int, check_random_state
 from .base import AekitEstimator
 from .model import build_model
+from .pretrain import greedy_pretrain
 from .parts.losses import resolve_loss
 from .settings import parameters
 from .train import TrainConfig, resolve_device, train
@@ -47,12 +49,42 @@ class _NeuralEstimator(AekitEstimator):
             raise ValueError("early_stopping=True needs a validation split: set validation_fraction > 0 (e.g. 0.1).")
 
     # -- fitting ---------------------------------------------------------------------------
+    def _model_kwargs(self, p) -> dict:
+        return {**p.pick("model"), "n_components": self.n_components_, "loss": self.loss_}
+
     def _build(self, p=None):
         p = p or self._checked_params()
-        settings = {k: v for k, v in p.pick("model").items()}
-        settings.update(n_components=self.n_components_, loss=self.loss_)
-        return build_model(self.n_features_in_, **settings, image_shape=self.image_shape_,
+        return build_model(self.n_features_in_, **self._model_kwargs(p), image_shape=self.image_shape_,
                            value_range=self.value_range_, variational=self._variational)
+
+    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False) -> list[dict]:
+        """Greedy layer-wise stages first when ``pretrain='greedy'``, then end-to-end training
+        (the history holds every stage's records, each with its 'stage')."""
+        records = []
+        resuming = resume and config.checkpoint_path and Path(config.checkpoint_path).exists()
+        if p.values.get("pretrain") == "greedy" and not resuming:
+            stages = greedy_pretrain(self.model_, X, self._model_kwargs(p), config, epochs=p.pretrain_epochs,
+                                     learning_rate=p.pretrain_learning_rate or p.learning_rate,
+                                     data_loss=self.loss_, value_range=self.value_range_)
+            records = [{**r, "stage": name} for name, (_, hist) in stages.items() for r in hist]
+        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val)
+        if records:
+            final = [{**r, "stage": "end to end"} for r in final]
+        return records + final
+
+    def _fit_setup(self, X2: np.ndarray, p) -> None:
+        """What every fit does before training: the data's range and loss, the model built
+        (seeded) and started at the data's mean."""
+        self.value_range_ = (float(X2.min()), float(X2.max()))
+        self.loss_ = resolve_loss(p.loss, self.value_range_)
+        if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
+            raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
+        self.n_components_ = int(p.n_components)
+        self._seed = check_random_state(p.random_state)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)
+            self.model_ = self._build(p)
+        self.model_.init_from_data(torch.from_numpy(X2))
 
     def fit(self, X, y=None, *, X_val=None, resume: bool = False):
         """Train on the rows of X (labels y are ignored). ``X_val`` overrides the validation
@@ -62,27 +94,18 @@ class _NeuralEstimator(AekitEstimator):
         X = self._validate_fit_input(X, allow_image=self._image_input)
         self._prepare_shape(X, p)
         X2 = X.reshape(X.shape[0], -1)
-        self.value_range_ = (float(X2.min()), float(X2.max()))
-        self.loss_ = resolve_loss(p.loss, self.value_range_)
-        if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
-            raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
-        self.n_components_ = int(p.n_components)
-        seed = check_random_state(p.random_state)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model_ = self._build(p)
-        self.model_.init_from_data(torch.from_numpy(X2))
+        self._fit_setup(X2, p)
         Xv = None
         if X_val is not None:
             Xv = check_array(X_val, name="X_val", allow_image=self._image_input)
             if int(np.prod(Xv.shape[1:])) != self.n_features_in_:
                 raise ValueError(f"X_val has {int(np.prod(Xv.shape[1:]))} features, X has {self.n_features_in_}.")
             Xv = torch.from_numpy(Xv.reshape(Xv.shape[0], -1))
-        config = TrainConfig(**{k: v for k, v in p.pick("train").items() if k != "random_state"}, seed=seed)
+        config = TrainConfig(**{k: v for k, v in p.pick("train").items() if k != "random_state"}, seed=self._seed)
         t0 = time.perf_counter()
-        self.history_ = train(self.model_, torch.from_numpy(X2), config, X_val=Xv, resume=resume)
+        self.history_ = self._train(torch.from_numpy(X2), p, config, X_val=Xv, resume=resume)
         self.training_time_ = time.perf_counter() - t0
-        self.n_iter_ = len(self.history_)
+        self.n_iter_ = sum(1 for r in self.history_ if r.get("stage", "end to end") == "end to end")
         self.model_.eval()
         return self
 
@@ -124,6 +147,17 @@ class _NeuralEstimator(AekitEstimator):
         """Negative reconstruction error per row (higher = more typical)."""
         return -self.reconstruction_error(X)
 
+    def first_layer_weights(self) -> np.ndarray | None:
+        """The first layer's input weights, one row per unit (n_units, n_features), for MLP
+        encoders; None for convolutional ones."""
+        layers = self.model_.encoder_layers() if hasattr(self, "model_") else None
+        if layers is None:
+            from .parts.nets import MLP
+
+            enc = getattr(self.model_, "encoder", None)
+            return enc.linears[0].weight.detach().cpu().numpy() if isinstance(enc, MLP) else None
+        return layers[0][0].weight.detach().cpu().numpy()
+
     # -- save protocol ---------------------------------------------------------------------
     def _get_state(self):
         arrays = {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
@@ -153,7 +187,7 @@ class Autoencoder(_NeuralEstimator):
     """
 
     _param_defaults = parameters("size", "mlp", "code", "tied", "center", "loss", "corruption", "l1", "sparsity",
-                         "contractive", "contractive_method", "decay", "train")
+                         "contractive", "contractive_method", "decay", "pretrain", "train")
 
     @property
     def _sparse_code(self) -> bool:
@@ -161,7 +195,8 @@ class Autoencoder(_NeuralEstimator):
 
     @property
     def report_sections(self):
-        return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "loss-curves")
+        return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "filters",
+                "loss-curves", "stage-curves")
 
     @property
     def report_metrics(self):

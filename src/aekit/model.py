@@ -52,6 +52,7 @@ class AutoencoderModel(nn.Module):
         self.loss = loss
         self.corruption = corruption if corruption is not None else NoCorruption()
         self.penalties = nn.ModuleList(penalties)
+        self.recon_weight = 1.0  # 0 while a supervised stage trains on labels alone
 
     # -- the maps ------------------------------------------------------------------------
     def centred(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +137,11 @@ class AutoencoderModel(nn.Module):
 
     def weights(self) -> dict:
         """The weight of each term in the loss."""
-        return {"recon": 1.0, **{p.name: p.weight for p in self.penalties}}
+        return {"recon": self.recon_weight, **{p.name: p.weight for p in self.penalties}}
+
+    def penalty(self, name: str):
+        """The penalty called ``name`` (e.g. 'supervised' for a head), or None."""
+        return next((p for p in self.penalties if p.name == name), None)
 
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, sample: bool | None = None,
                   eps=None) -> torch.Tensor:
@@ -171,8 +176,11 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
     ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω.
+    ``output_activation`` (MLP decoders) is applied to the decoder's output before the loss:
+    a greedy stage that reconstructs a ReLU or tanh layer's codes uses it.
     """
-    extra = {k: settings.pop(k) for k in ("image_shape", "value_range", "variational") if k in settings}
+    extra = {k: settings.pop(k) for k in ("image_shape", "value_range", "variational", "output_activation")
+             if k in settings}
     unknown = sorted(set(settings) - set(MODEL_SETTINGS))
     if unknown:
         raise TypeError(f"build_model() got unknown settings {unknown}; it takes {MODEL_SETTINGS}.")
@@ -209,9 +217,10 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if conv is not None:
         decoder = ConvDecoder(encoder, k, p["activation"])
     elif tied:
-        decoder = TiedDecoder(list(encoder.linears if hidden else []) + [code.linear], p["activation"])
+        decoder = TiedDecoder(list(encoder.linears if hidden else []) + [code.linear], p["activation"],
+                              extra.get("output_activation", "linear"))
     else:
-        decoder = MLP([k, *reversed(hidden), n_features], p["activation"], "linear")
+        decoder = MLP([k, *reversed(hidden), n_features], p["activation"], extra.get("output_activation", "linear"))
 
     penalties = []
     if p["l1"]:

@@ -185,6 +185,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("image_shape", "sizes", None, "(C, H, W) or (H, W) of the flattened input rows (default: from the data)",
             ("image",), low=1, min_len=2, optional=True, cli=False),
     # -- VAE -----------------------------------------------------------------------------
+    Setting("variational", "bool", False, "a Gaussian (VAE) code: z = μ + σε in training, KL·beta in the loss",
+            ("code_kind",)),
     Setting("beta", "float", 1.0, "weight β of a VAE's KL term", ("variational", "model"), low=0),
     Setting("n_score_samples", "int", 10, "draws of z per row in a VAE's score_samples (the ELBO)", ("variational",), low=1),
     # -- loss and corruption -------------------------------------------------------------
@@ -226,6 +228,30 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("verbose", "bool", False, "show a progress bar", ("train",), cli=False),
     Setting("checkpoint_path", "str", None, "write a resumable checkpoint there after each epoch",
             ("train",), optional=True, cli=False),
+    # -- greedy layer-wise pretraining ---------------------------------------------------
+    Setting("pretrain", "choice", None, "None, or 'greedy': before end-to-end training, train one shallow autoencoder "
+            "per layer on the codes of the layer below (with this model's corruption and penalties), then unroll",
+            ("pretrain",), choices=(None, "greedy")),
+    Setting("pretrain_epochs", "int", 10, "epochs of each greedy layer-wise stage", ("pretrain",), low=1),
+    Setting("pretrain_learning_rate", "float", None, "learning rate of the greedy stages (None: learning_rate)",
+            ("pretrain",), low=0, low_open=True, optional=True),
+    # -- supervised and semi-supervised ------------------------------------------------------
+    Setting("procedure", "choice", "joint", "how labels are used: 'joint' (reconstruction on all rows + "
+            "supervised_weight · supervised loss on labelled rows, y = -1 unlabelled), 'pretrain' (unsupervised "
+            "training on all rows, then the head alone, then everything on the labelled rows) or 'none' (the same "
+            "network trained on the labelled rows only)", ("supervised",), choices=("joint", "pretrain", "none")),
+    Setting("head_hidden_layer_sizes", "sizes", (), "hidden layer sizes of the head network that reads the code",
+            ("supervised",), low=1, flag="--head-hidden"),
+    Setting("supervised_weight", "float", 1.0, "weight λ of the supervised loss on labelled rows",
+            ("supervised",), low=0),
+    Setting("head_epochs", "int", 20, "epochs of fine-tuning step 1 (the head alone, on labelled rows)",
+            ("supervised",), low=1),
+    Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "
+            "of 'pretrain'; all of 'none')", ("supervised",), low=1),
+    Setting("unlabelled", "int", -1, "the class label that marks an unlabelled row (None: every row is labelled)",
+            ("classes",), optional=True, cli=False),
+    Setting("labelled_per_batch", "int", 0, "labelled rows drawn (with replacement) into every mini-batch when "
+            "targets have unlabelled rows (-1); 0: batches are drawn from all rows alike", ("semi",), low=0),
     # -- linear models -------------------------------------------------------------------
     Setting("whiten", "bool", False, "scale PCA scores to unit variance", ("pca",)),
     Setting("svd_solver", "choice", "auto", "PCA solver: 'auto', 'covariance', 'snapshot' (n << d) or 'randomized'",

@@ -25,11 +25,11 @@ from tqdm.auto import tqdm
 from ._files import atomic_write
 from .settings import SETTINGS, names
 
-# The loop's settings are the declared 'train' settings (aekit.settings), plus the integer
+# The loop's settings are the declared 'train' and 'semi' settings (aekit.settings), plus the integer
 # seed the estimator derives from random_state and how often to checkpoint.
 TrainConfig = make_dataclass(
     "TrainConfig",
-    [(n, object, field(default=SETTINGS[n].default)) for n in names("train") if n != "random_state"]
+    [(n, object, field(default=SETTINGS[n].default)) for n in names("train", "semi") if n != "random_state"]
     + [("seed", int, field(default=0)), ("checkpoint_every", int, field(default=1))],
     namespace={"__doc__": "The training loop's settings: the declared 'train' settings, an integer seed "
                           "and checkpoint_every (epochs between checkpoints).",
@@ -159,7 +159,8 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
         if X_val is not None:
             X_val = X_val.to(device)
             y_val = None if y_val is None else y_val.to(device)
-        optimizer = make_optimizer(model.parameters(), config)
+        # frozen parameters (requires_grad=False: e.g. the encoder while a head is fitted) are left out
+        optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
         scheduler = make_scheduler(optimizer, config)
         stopper = _EarlyStopping(config.patience, config.tol) if X_val is not None else None
         history: list[dict] = []
@@ -168,6 +169,16 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
             start_epoch, history = load_checkpoint(config.checkpoint_path, model, optimizer, scheduler, generator, stopper)
         return _loop(model, (X, y), (X_val, y_val), config, optimizer, scheduler, generator, stopper, history,
                      start_epoch, callback)
+
+
+def _labelled_rows(y):
+    """Indices of the rows of y that carry a target (label >= 0, or no NaN), when some do
+    not; None when every row is labelled or none is (then batches need no help)."""
+    if y is None:
+        return None
+    mask = y >= 0 if not y.is_floating_point() else ~torch.isnan(y.reshape(y.shape[0], -1)).any(1)
+    rows = torch.nonzero(mask).flatten()
+    return rows if 0 < rows.numel() < y.shape[0] else None
 
 
 def _diverged(model, record: dict, probe, first_loss: float) -> str | None:
@@ -191,6 +202,7 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
     (X, y), (X_val, y_val) = data, val
     n = X.shape[0]
     probe = (X[:256], None if y is None else y[:256])
+    labelled = _labelled_rows(y) if cfg.labelled_per_batch else None
     bs = min(cfg.batch_size, n)
     bar = tqdm(range(start_epoch, cfg.epochs), disable=not cfg.verbose, desc="training", unit="epoch",
                initial=start_epoch, total=cfg.epochs)
@@ -202,6 +214,9 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
         n_batches = 0
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
+            if labelled is not None:  # every batch also gets labelled_per_batch labelled rows
+                pick = torch.randint(labelled.numel(), (cfg.labelled_per_batch,), generator=generator)
+                idx = torch.cat([idx, labelled[pick.to(labelled.device)]])
             out = model(X[idx], None if y is None else y[idx])
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()

@@ -45,20 +45,21 @@ class MLP(nn.Module):
 class TiedDecoder(nn.Module):
     """The mirror of a stack of encoder layers, sharing their weights transposed.
 
-    Only the biases are its own; ``activation`` follows every layer but the last."""
+    Only the biases are its own; ``activation`` follows every layer but the last, which is
+    followed by ``out_activation``."""
 
-    def __init__(self, encoder_linears, activation: str = "relu"):
+    def __init__(self, encoder_linears, activation: str = "relu", out_activation: str = "linear"):
         super().__init__()
         self._encoder_linears = list(encoder_linears)  # not registered: owned by the encoder
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(lin.in_features)) for lin in reversed(self._encoder_linears))
         self.activation = check_activation(activation)
+        self.out_activation = check_activation(out_activation, "output activation")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         n = len(self.biases)
         for i, (lin, bias) in enumerate(zip(reversed(self._encoder_linears), self.biases)):
             z = F.linear(z, lin.weight.t(), bias)
-            if i < n - 1:
-                z = activate(self.activation, z)
+            z = activate(self.activation if i < n - 1 else self.out_activation, z)
         return z
 
 

@@ -225,16 +225,48 @@ def _code_activations(v: _View):
         figures.histogram_figure(v.codes, "Code activations", xlabel="activation"))
 
 
+def _stages(history) -> dict:
+    """The history's records by stage (one stage, '', when none is named)."""
+    out: dict = {}
+    for r in history:
+        out.setdefault(r.get("stage", ""), []).append({k: val for k, val in r.items() if k != "stage"})
+    return out
+
+
 def _loss_curves(v: _View):
     history = getattr(v.est, "history_", None)
     if not history:
         return None
+    history = list(_stages(history).values())[-1]  # the final (end-to-end) stage
     terms = [k for k in history[0] if k not in _LOG_KEYS]
     return Section(
         "loss-curves", "Training curves",
         "Loss per example at each epoch (training, and validation when a split was held out)"
         + ("; right: the terms of the training loss." if len(terms) > 1 else "."),
         figures.loss_curves_figure(history, ylabel=_loss_label(v.est)))
+
+
+def _stage_curves(v: _View):
+    stages = _stages(getattr(v.est, "history_", None) or [])
+    if len(stages) < 2:
+        return None
+    return Section(
+        "stage-curves", "Training stages",
+        "The training loss of each stage, in order: " + ", ".join(stages) + ". Greedy stages are shallow "
+        "autoencoders on the codes of the layer below; their losses are in their own units.",
+        figures.stage_curves_figure(stages))
+
+
+def _filters(v: _View):
+    W = v.est.first_layer_weights()
+    if W is None or v.shape is None:
+        return None
+    n = min(W.shape[0], 100)
+    return Section(
+        "filters", "First-layer filters",
+        f"The input weights of {n} of the {W.shape[0]} first-layer units, as images (each scaled on its own): "
+        "what the first layer has learnt to detect.",
+        figures.image_grid_figure(W[:n], v.shape, "First-layer filters", normalize=True, ncols=10))
 
 
 def _samples(v: _View):
@@ -278,8 +310,9 @@ SECTIONS = {
     "code-map": _code_map, "loadings": _loadings, "noise-variance": _noise_variance, "atoms": _atoms,
     "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
     "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
+    "stage-curves": _stage_curves, "filters": _filters,
 }
-_LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time")
+_LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
 
 
 def report_sections(est, dataset, *, n_show: int = 10, seed: int = 0) -> list[Section]:

@@ -224,7 +224,7 @@ def loss_curves_figure(history, *, ylabel: str = "loss per example") -> bytes:
     if not history:
         raise ValueError("loss_curves_figure needs a non-empty history.")
     epochs = [h["epoch"] for h in history]
-    terms = [k for k in history[0] if k not in ("epoch", "loss", "val_loss", "lr", "time")]
+    terms = [k for k in history[0] if k not in ("epoch", "loss", "val_loss", "lr", "time", "stage")]
     if terms == ["recon"] and _same(history, "recon", "loss"):
         terms = []  # no penalty: the reconstruction term is the loss
     fig = _new_figure(11 if terms else 6.4, 4.2)
@@ -251,6 +251,28 @@ def loss_curves_figure(history, *, ylabel: str = "loss per example") -> bytes:
         ax2.legend(fontsize=8)
         if len(terms) > 1 and all(all(h.get(k, 1) > 0 for h in history) for k in terms):
             ax2.set_yscale("log")
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def stage_curves_figure(stages: dict) -> bytes:
+    """One panel per training stage (greedy layers, end to end, head, fine-tuning): its
+    training loss per epoch, and the validation loss when there is one."""
+    names = list(stages)
+    fig = _new_figure(min(4.0 * len(names), 16), 3.6)
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        hist = stages[name]
+        ax.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], label="training")
+        if any("val_loss" in h for h in hist):
+            ax.plot([h["epoch"] for h in hist if "val_loss" in h], [h["val_loss"] for h in hist if "val_loss" in h],
+                    label="validation")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        _log_if_wide(ax, [h["loss"] for h in hist])
+    axes[0].set_ylabel("loss per example")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return to_png(fig)
 

@@ -1,0 +1,52 @@
+"""Supervised heads: a network on the code with a loss on the targets, as a penalty term.
+
+    classification   Ω = mean over labelled rows of −log softmax(c(h))_y     (y = −1: unlabelled)
+    regression       Ω = mean over labelled rows of Σ_j (c(h)_j − y_j)²      (NaN rows: unlabelled)
+
+c is a small MLP reading the point code h (μ for a VAE). The term is batch-level: it averages
+over the batch's labelled rows only, so its scale does not depend on how many rows of the
+batch are unlabelled, and it is 0 when the batch has none. Semi-supervised learning is then
+loss = recon on all rows + λ · Ω (Ranzato & Szummer 2008's joint training); supervised
+fine-tuning is the same term with the reconstruction's weight set to 0.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .nets import MLP
+from .penalties import Context, Penalty
+
+
+class SupervisedHead(Penalty):
+    """A head network c on the code and its loss on ``ctx.y``; ``weight`` = λ.
+
+    ``n_outputs`` classes (task 'classification', y integer, −1 = unlabelled) or values
+    (task 'regression', y real of shape (n, n_outputs), rows with NaN = unlabelled)."""
+
+    name = "supervised"
+
+    def __init__(self, weight: float, code_size: int, n_outputs: int, hidden=(), activation: str = "relu",
+                 task: str = "classification"):
+        super().__init__(weight)
+        if task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
+        self.task = task
+        self.net = MLP([int(code_size), *[int(h) for h in hidden], int(n_outputs)], activation, "linear")
+
+    def labelled(self, y: torch.Tensor) -> torch.Tensor:
+        """Mask of the rows that carry a target."""
+        return y >= 0 if self.task == "classification" else ~torch.isnan(y).any(1)
+
+    def forward(self, ctx: Context) -> torch.Tensor:
+        if ctx.y is None:
+            return ctx.code.h.new_zeros(())
+        out = self.net(ctx.code.h)                                  # (n, n_outputs)
+        mask = self.labelled(ctx.y)                                 # (n,)
+        n_labelled = mask.sum()
+        if self.task == "classification":
+            per_row = F.cross_entropy(out, ctx.y.clamp_min(0).long(), reduction="none")
+        else:
+            per_row = (out - torch.nan_to_num(ctx.y)).pow(2).sum(1)
+        return (per_row * mask).sum() / n_labelled.clamp_min(1)

@@ -1,0 +1,168 @@
+"""Greedy layer-wise pretraining, the supervised head, and the classifier/regressor that use them."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import aekit
+from aekit.model import build_model
+from aekit.parts.heads import SupervisedHead
+from aekit.parts.penalties import Context
+from aekit.parts.codes import CodeOutput
+from aekit.pretrain import greedy_pretrain
+from aekit.train import TrainConfig, evaluate, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    return (d.data / 16).astype(np.float32), d.target.astype(np.int64)
+
+
+FAST = dict(hidden_layer_sizes=(16,), epochs=30, head_epochs=20, finetune_epochs=50, random_state=0)
+
+
+# The procedures share every method but fit; "pretrain" and "none" are checked elsewhere.
+@parametrize_with_checks([
+    aekit.AutoencoderClassifier(unlabelled=None, **FAST),
+    aekit.AutoencoderRegressor(**{**FAST, "epochs": 100}),
+])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_default_marks_minus_one_unlabelled():
+    """With the default unlabelled=-1 the class -1 cannot exist (scikit-learn's semi-supervised
+    convention); that is the one estimator check the default fails, by design."""
+    X = np.random.default_rng(0).random((40, 5)).astype(np.float32)
+    y = np.array([-1, 1] * 20)
+    clf = aekit.AutoencoderClassifier(**FAST).fit(X, y)
+    assert list(clf.classes_) == [1]
+    with pytest.raises(ValueError, match="no labelled row"):
+        aekit.AutoencoderClassifier(**FAST).fit(X, np.full(40, -1))
+
+
+# -- the supervised head -------------------------------------------------------------------
+def test_head_loss_is_mean_cross_entropy_over_labelled_rows_only():
+    torch.manual_seed(0)
+    head = SupervisedHead(1.0, code_size=4, n_outputs=3)
+    h = torch.randn(6, 4)
+    y = torch.tensor([0, -1, 2, -1, 1, 1])
+    ctx = Context(x=h, x_in=h, code=CodeOutput(z=h, h=h), model=None, y=y)
+    logits = head.net(h)
+    lab = y >= 0
+    brute = torch.nn.functional.cross_entropy(logits[lab], y[lab])
+    assert torch.allclose(head(ctx), brute)
+    h2 = h.clone()
+    h2[~lab] = 100 * torch.randn(int((~lab).sum()), 4)  # unlabelled rows' codes do not matter
+    assert torch.equal(head(Context(x=h2, x_in=h2, code=CodeOutput(z=h2, h=h2), model=None, y=y)), head(ctx))
+    none = Context(x=h, x_in=h, code=CodeOutput(z=h, h=h), model=None, y=torch.full((6,), -1))
+    assert head(none).item() == 0.0
+
+
+def test_unlabelled_rows_enter_only_the_reconstruction(digits):
+    """Rows marked unlabelled reach the model only through the reconstruction: the marker's value
+    does not matter (same model, bit for bit), while the same rows with labels change the model."""
+    X, y = digits
+    X, y = X[:400], y[:400]
+    y1 = y.copy()
+    y1[50:] = -1
+    y2 = y.copy()
+    y2[50:] = -7
+    kw = dict(hidden_layer_sizes=(16,), n_components=8, epochs=3, random_state=0)
+    a = aekit.AutoencoderClassifier(**kw).fit(X, y1)
+    b = aekit.AutoencoderClassifier(unlabelled=-7, **kw).fit(X, y2)
+    c = aekit.AutoencoderClassifier(**kw).fit(X, y)
+    assert np.array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert not np.allclose(a.predict_proba(X), c.predict_proba(X))
+
+
+def test_targets_reach_the_head_through_the_loop(digits):
+    """Joint training lowers the supervised term (the loop hands each batch's labels to it)."""
+    X, y = digits
+    clf = aekit.AutoencoderClassifier(hidden_layer_sizes=(32,), n_components=16, epochs=15, random_state=0).fit(X, y)
+    sup = [r["supervised"] for r in clf.history_]
+    assert sup[-1] < 0.5 * sup[0]
+    assert clf.score(X, y) > 0.8
+
+
+def test_procedures_record_their_stages(digits):
+    X, y = digits
+    y = y.copy()
+    y[200:] = -1
+    kw = dict(hidden_layer_sizes=(16,), n_components=8, epochs=2, head_epochs=2, finetune_epochs=3, random_state=0)
+    stages = {proc: [r["stage"] for r in aekit.AutoencoderClassifier(procedure=proc, **kw).fit(X, y).history_]
+              for proc in ("joint", "pretrain", "none")}
+    assert stages["joint"] == ["joint"] * 2
+    assert stages["pretrain"] == ["unsupervised"] * 2 + ["head"] * 2 + ["fine-tuning"] * 3
+    assert stages["none"] == ["supervised only"] * 3
+    greedy = aekit.AutoencoderClassifier(procedure="pretrain", pretrain="greedy", pretrain_epochs=2, **kw).fit(X, y)
+    assert [r["stage"] for r in greedy.history_][:6] == ["layer 1"] * 2 + ["layer 2"] * 2 + ["end to end"] * 2
+
+
+def test_head_stage_trains_only_the_head(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), n_components=8, random_state=0)
+    clf = aekit.AutoencoderClassifier(procedure="pretrain", epochs=2, head_epochs=3, finetune_epochs=1, **kw)
+    # the same run stopped after the head stage: encoder weights must equal the unsupervised stage's
+    clf.fit(X, y)
+    model = clf.model_
+    enc = model.encoder.linears[0].weight.detach().clone()
+    head_before = clf._head().net.linears[0].weight.detach().clone()
+    cfg = TrainConfig(epochs=2, seed=0)
+    clf._stage(torch.from_numpy(X), torch.from_numpy(y), cfg, epochs=2, recon_weight=0.0, frozen=True)
+    assert torch.equal(model.encoder.linears[0].weight, enc)
+    assert not torch.equal(clf._head().net.linears[0].weight, head_before)
+    assert all(q.requires_grad for q in model.parameters())  # unfrozen afterwards
+
+
+# -- greedy layer-wise pretraining ---------------------------------------------------------
+@pytest.mark.parametrize("activation,tied", [("sigmoid", False), ("relu", False), ("tanh", True)])
+def test_greedy_stages_learn_and_unroll_to_their_composition(digits, activation, tied):
+    X = torch.from_numpy(digits[0])
+    settings = dict(n_components=6, hidden_layer_sizes=(32, 16), activation=activation, code_activation="linear",
+                    tied=tied, loss="bce")
+    torch.manual_seed(0)
+    model = build_model(64, **settings)
+    model.init_from_data(X)
+    stages = greedy_pretrain(model, X, settings, TrainConfig(epochs=1, seed=0), epochs=6, learning_rate=3e-3,
+                             data_loss="bce", value_range=(0.0, 1.0))
+    assert list(stages) == ["layer 1", "layer 2", "layer 3"]
+    for name, (_, hist) in stages.items():
+        assert hist[-1]["loss"] < hist[0]["loss"], name   # each stage lowers its own loss
+    shallow = [m.eval() for m, _ in stages.values()]
+    model.eval()
+    with torch.no_grad():
+        h = X[:50]
+        for m in shallow:
+            h = m.encode_point(h)
+        assert torch.allclose(model.encode_point(X[:50]), h, atol=1e-5)
+        z = torch.randn(50, 6)
+        out = z
+        for m in reversed(shallow):
+            out = m.decode(out)
+        assert torch.allclose(model.decode(z), out, atol=1e-5)
+
+
+def test_fine_tuning_beats_the_unrolled_stack(digits):
+    X = torch.from_numpy(digits[0])
+    settings = dict(n_components=8, hidden_layer_sizes=(32,), activation="sigmoid", loss="bce")
+    torch.manual_seed(0)
+    model = build_model(64, **settings)
+    model.init_from_data(X)
+    greedy_pretrain(model, X, settings, TrainConfig(seed=0), epochs=5, learning_rate=3e-3, data_loss="bce",
+                    value_range=(0.0, 1.0))
+    before = evaluate(model, X)
+    train(model, X, TrainConfig(epochs=10, learning_rate=3e-3, seed=0))
+    assert evaluate(model, X) < 0.95 * before
+
+
+def test_estimator_pretrain_greedy_records_every_stage(digits):
+    X = digits[0]
+    ae = aekit.Autoencoder(n_components=8, hidden_layer_sizes=(32, 16), activation="sigmoid", pretrain="greedy",
+                           pretrain_epochs=3, epochs=4, random_state=0).fit(X)
+    stages = [r["stage"] for r in ae.history_]
+    assert stages == ["layer 1"] * 3 + ["layer 2"] * 3 + ["layer 3"] * 3 + ["end to end"] * 4
+    assert ae.n_iter_ == 4
