@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as _serialise
 from tqdm.auto import tqdm
 
 from ._files import atomic_write, digest
@@ -296,7 +296,8 @@ def save_checkpoint(path, model, optimizer, scheduler, generator, stopper, epoch
         "model": _model_description(model),
     }
     meta["digest"] = digest(tensors, meta)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={CHECKPOINT_KEY: json.dumps(meta)}))
+    data = _serialise(tensors, metadata={CHECKPOINT_KEY: json.dumps(meta)})  # bytes, written by atomic_write alone
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _read_checkpoint(path) -> tuple[dict, dict]:
