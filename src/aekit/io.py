@@ -16,7 +16,8 @@ digests) carry none and are refused.
 Loading then rebuilds the estimator: the class by name from the registered aekit classes
 (never by import path), its parameters checked against their declarations
 (:mod:`aekit.settings`), its learned state set, and the state read back from the rebuilt
-estimator must have the file's arrays: the same names, dtypes and shapes. Whatever goes
+estimator must have the file's arrays (the same names, dtypes and shapes) and learned
+attributes, and it must encode and decode a row of zeros to finite numbers. Whatever goes
 wrong on the way is one ``ValueError`` naming the file.
 
 Writes are atomic: the file is written beside its destination under a temporary name,
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import save as _serialise
 
 from . import estimators as _neural  # noqa: F401  (registers the classes for load)
 from . import linear as _linear  # noqa: F401
@@ -89,7 +90,8 @@ def save(estimator, path) -> Path:
     }
     doc["digest"] = digest(arrays, doc)
     header = {HEADER_KEY: json.dumps(doc)}
-    return atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=header))
+    data = _serialise(arrays, metadata=header)  # bytes: safetensors' own save_file leaves its own temporaries
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _model_file(path) -> Path:
@@ -173,14 +175,20 @@ def _estimator_class(name: str) -> type:
     return cls
 
 
-def _check_state(estimator, arrays: dict) -> None:
-    """The rebuilt estimator's arrays have the file's names, dtypes and shapes: nothing in
-    the file was ignored, cast or reshaped on the way in."""
-    rebuilt, _ = estimator._get_state()
-    missing, extra = sorted(set(rebuilt) - set(arrays)), sorted(set(arrays) - set(rebuilt))
-    if missing or extra:
-        raise ValueError("its arrays do not fit a " + type(estimator).__name__ + ": " + "; ".join(
-            t for t in (missing and f"missing {missing}", extra and f"unexpected {extra}") if t))
+def _differences(what: str, expected, found) -> str | None:
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if not (missing or extra):
+        return None
+    return f"its {what} " + "; ".join(t for t in (missing and f"lack {missing}", extra and f"have unknown {extra}") if t)
+
+
+def _check_state(estimator, arrays: dict, meta: dict) -> None:
+    """The rebuilt estimator's state has the file's array names, dtypes and shapes and its
+    meta keys: nothing in the file was ignored, cast or reshaped on the way in."""
+    rebuilt, rebuilt_meta = estimator._get_state()
+    for problem in (_differences("arrays", rebuilt, arrays), _differences("learned attributes", rebuilt_meta, meta)):
+        if problem:
+            raise ValueError(f"{problem}, for a {type(estimator).__name__}")
     for name, value in rebuilt.items():
         value = np.asarray(value)
         if value.dtype != arrays[name].dtype or value.shape != arrays[name].shape:
@@ -188,20 +196,30 @@ def _check_state(estimator, arrays: dict) -> None:
                              f"but the rebuilt {type(estimator).__name__} has {value.dtype} {value.shape}")
 
 
+def _check_usable(estimator) -> None:
+    """It encodes a row of zeros and decodes that code, to finite numbers: its learned
+    attributes fit together (n_features_in_ an integer, the arrays the sizes it says)."""
+    code = estimator.transform(np.zeros((1, estimator.n_features_in_), np.float32))
+    again = estimator.inverse_transform(code)
+    if not (np.isfinite(code).all() and np.isfinite(again).all()):
+        raise ValueError("it encodes or decodes a row of zeros to NaN or infinity")
+
+
 def _rebuild(doc: dict, arrays: dict):
     """The estimator the document and arrays describe, every step checked."""
     cls = _estimator_class(doc["class"])
     params = _decode(doc["params"])
-    missing, extra = sorted(set(cls._param_defaults) - set(params)), sorted(set(params) - set(cls._param_defaults))
-    if missing or extra:
-        raise ValueError(f"its parameters are not those of {cls.__name__}: " + "; ".join(
-            t for t in (missing and f"missing {missing}", extra and f"unknown {extra}") if t))
+    problem = _differences("parameters", cls._param_defaults, params)
+    if problem:
+        raise ValueError(f"{problem}, for a {cls.__name__}")
     estimator = cls(**params)
     checked = estimator._checked_params()
     if hasattr(estimator, "_check_combination"):
         estimator._check_combination(checked)
-    estimator._set_state(arrays, _decode(doc["meta"]))
-    _check_state(estimator, arrays)
+    meta = _decode(doc["meta"])
+    estimator._set_state(arrays, meta)
+    _check_state(estimator, arrays, meta)
+    _check_usable(estimator)
     return estimator
 
 
