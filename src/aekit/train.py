@@ -361,8 +361,32 @@ def _model_changes(meta: dict, tensors: dict, model) -> list[str]:
     return changes
 
 
+def _check_history(epoch, history) -> None:
+    """One record per epoch, numbered from 1, of finite numbers (the loop reads them back)."""
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(history, list) or len(history) != epoch:
+        raise ValueError(f"epoch {epoch!r} does not fit a history of "
+                         f"{len(history) if isinstance(history, list) else type(history).__name__} epochs")
+    for i, record in enumerate(history):
+        if (not isinstance(record, dict) or record.get("epoch") != i + 1 or "loss" not in record
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in record.values())):
+            raise ValueError(f"history record {i + 1} is not a record of epoch {i + 1}: {record!r}")
+
+
 def _check_optimizer_state(meta: dict, tensors: dict, optimizer) -> None:
-    """Every per-parameter state entry belongs to a parameter of this optimiser and has its shape."""
+    """The parameter groups are this optimiser's (the schedule's learning rates aside), and
+    every per-parameter state entry belongs to one of its parameters and has its shape."""
+    groups = meta["optimizer"]["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"{len(groups) if isinstance(groups, list) else groups!r} optimiser parameter groups, "
+                         f"this optimiser has {len(optimizer.param_groups)}")
+    for saved, group in zip(groups, optimizer.param_groups):
+        now = json.loads(json.dumps({k: v for k, v in group.items() if k != "params"}))
+        differ = sorted(k for k in set(saved) | set(now) if k not in ("params", "lr", "initial_lr")
+                        and saved.get(k) != now.get(k))
+        lr = saved.get("lr")
+        if differ or isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"optimiser settings {differ or ['lr']} differ from this optimiser's")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for idx, entries in meta["optimizer"]["state"].items():
         if not idx.isdigit() or int(idx) >= len(params):
@@ -377,9 +401,7 @@ def _check_optimizer_state(meta: dict, tensors: dict, optimizer) -> None:
 
 def _restore(meta, tensors, model, optimizer, scheduler, generator, stopper) -> tuple[int, list]:
     epoch, history = meta["epoch"], meta["history"]
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(history, list) or len(history) != epoch:
-        raise ValueError(f"epoch {epoch!r} does not fit a history of "
-                         f"{len(history) if isinstance(history, list) else type(history).__name__} epochs")
+    _check_history(epoch, history)
     _check_optimizer_state(meta, tensors, optimizer)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     device = next(model.parameters()).device
