@@ -205,7 +205,8 @@ RESIGNED_EDITS = {
     "n_features_in_ a string": dict(edit=_set("meta", "n_features_in_", value="64")),
     "n_components_ other than the weights": dict(edit=_set("meta", "n_components_", value=4)),
     "meta key missing": dict(edit=_drop("meta", "n_components_")),
-    "meta key unknown": dict(edit=_set("meta", "transform", value=1)),
+    "meta key shadowing a method": dict(edit=_set("meta", "transform", value=1)),
+    "meta key unknown": dict(edit=_set("meta", "colour_", value="red")),
     "a weight retyped F32 -> I32": dict(edit_header=_retype_first_weight),
     "a weight reshaped": dict(edit_header=lambda h: h["code.linear.weight"].update(shape=[8, 3])),
 }
@@ -227,6 +228,15 @@ def test_a_resigned_file_without_a_weight_is_refused(saved, tmp_path):
     path = tmp_path / "edited.safetensors"
     path.write_bytes(resign(join(header, data[:lo] + data[hi:])))
     refused(path, aekit.load, path)
+
+
+def test_a_resigned_file_with_an_extra_array_is_refused(saved, tmp_path):
+    """PCA reads the arrays it knows by name: one more must not pass unnoticed."""
+    header, data = split(saved["pca"][1])
+    header["colour_"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}
+    path = tmp_path / "extra.safetensors"
+    path.write_bytes(resign(join(header, data + b"\0" * 4)))
+    assert "colour_" in refused(path, aekit.load, path)
 
 
 def test_a_resigned_pca_with_a_bad_parameter_is_refused(saved, tmp_path):
@@ -445,6 +455,19 @@ def test_files_get_the_permissions_of_the_umask(saved, X, umask, mode, tmp_path)
     assert ckpt.stat().st_mode & 0o777 == mode
 
 
+def test_the_umask_holds_for_a_writer_that_replaces_its_file(tmp_path):
+    """safetensors' own save_file writes a 0600 temporary and renames it over the file it was
+    given: the mode must be set after writing, whatever the writer did."""
+    from safetensors.numpy import save_file
+
+    previous = os.umask(0o022)
+    try:
+        path = _files.atomic_write(tmp_path / "a.safetensors", lambda tmp: save_file({"a": np.zeros(3)}, tmp))
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_the_data_reach_the_disk_before_the_rename(saved, monkeypatch, tmp_path):
     events = []
     monkeypatch.setattr(_files.os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))))
@@ -501,3 +524,12 @@ def test_resigned_checkpoint_values_the_loop_reads_are_checked(checkpoint, X, ed
     path, cfg = checkpoint
     path.write_bytes(resign(path.read_bytes(), key="aekit_checkpoint", edit=edit))
     refused(path, _resume, X, cfg, epochs=3)
+
+
+def test_extra_header_entries_are_refused(saved, tmp_path):
+    """The digest covers the 'aekit' document; anything else in the header must not be there."""
+    header, data = split(saved["pca"][1])
+    header["__metadata__"]["note"] = "hello"
+    path = tmp_path / "extra.safetensors"
+    path.write_bytes(join(header, data))
+    assert "unexpected header entries ['note']" in refused(path, aekit.load, path)
