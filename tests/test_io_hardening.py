@@ -516,9 +516,10 @@ def _assert_plain_safetensors(header, data):
 
 @pytest.mark.parametrize("edit", [_set("optimizer", "param_groups", 0, "betas", value=[0.9, "0.999"]),
                                   _set("optimizer", "param_groups", 0, "lr", value=-1),
+                                  _set("optimizer", "state", "0", "exp_avg", value="x"),
                                   _set("history", 0, "loss", value="27.1"),
                                   _set("history", 1, "epoch", value=5)],
-                         ids=["betas a string", "negative lr", "loss a string", "epoch renumbered"])
+                         ids=["betas a string", "negative lr", "exp_avg a string", "loss a string", "epoch renumbered"])
 def test_resigned_checkpoint_values_the_loop_reads_are_checked(checkpoint, X, edit):
     """Values that would otherwise fail inside torch or the loop, epochs later."""
     path, cfg = checkpoint

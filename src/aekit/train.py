@@ -392,6 +392,8 @@ def _check_optimizer_state(meta: dict, tensors: dict, optimizer) -> None:
         if not idx.isdigit() or int(idx) >= len(params):
             raise ValueError(f"optimiser state for parameter {idx!r}, but the optimiser has {len(params)}")
         for key, value in entries.items():
+            if value != "tensor" and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"optimiser state {idx}.{key} is {value!r}, neither a tensor nor a number")
             if value == "tensor":
                 t = tensors[f"optim.{idx}.{key}"]
                 if t.ndim and t.shape != params[int(idx)].shape:
