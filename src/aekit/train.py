@@ -5,7 +5,9 @@ the optional targets ``y``: labels with −1 for unlabelled rows, or real values
 one optimiser step on ``model(x, y).total`` per batch. Around that: Adam or SGD with momentum, a
 learning-rate schedule, a validation split with early stopping (best weights restored), a
 progress bar, a per-epoch history, seeding (runs repeat exactly) and checkpoints that
-:func:`train` can resume from. Checkpoints are safetensors + JSON, written atomically.
+:func:`train` can resume from. Checkpoints are safetensors + JSON, written atomically, with a
+SHA-256 digest of their contents that resuming checks; a resumed run must have the
+checkpoint's settings and model (only epochs, device and what is shown may change).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as _serialise
 from tqdm.auto import tqdm
 
-from ._files import atomic_write
+from ._files import atomic_write, digest
 from .settings import SETTINGS, names
 
 # The loop's settings are the declared 'train' and 'semi' settings (aekit.settings), plus the integer
@@ -166,7 +168,8 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
         history: list[dict] = []
         start_epoch = 0
         if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
-            start_epoch, history = load_checkpoint(config.checkpoint_path, model, optimizer, scheduler, generator, stopper)
+            start_epoch, history = load_checkpoint(config.checkpoint_path, model, optimizer, scheduler, generator,
+                                                   stopper, config=config)
         return _loop(model, (X, y), (X_val, y_val), config, optimizer, scheduler, generator, stopper, history,
                      start_epoch, callback)
 
@@ -255,8 +258,33 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
 
 
 # -- checkpoints ----------------------------------------------------------------------------
+# A checkpoint is a safetensors file: the tensors "model.NAME" (weights), "optim.I.KEY" (the
+# optimiser's per-parameter state), "rng.torch", "rng.generator" and "best.NAME" (early
+# stopping's best weights), and one metadata key, "aekit_checkpoint", a JSON document with
+# CHECKPOINT_KEYS: its "digest" is aekit._files.digest over the tensors and the rest of the
+# document, "config" the TrainConfig and "model" each submodule's class and settings as text.
+CHECKPOINT_KEY = "aekit_checkpoint"
+CHECKPOINT_KEYS = {"epoch", "history", "optimizer", "scheduler", "stopper", "config", "model", "digest"}
+# What a resumed run may change: how long it trains, where it runs, what it shows.
+RESUMABLE_CHANGES = ("epochs", "device", "verbose", "checkpoint_path", "checkpoint_every")
+
+
+def _model_description(model) -> dict:
+    """Each submodule's class and plain settings (sizes, activations, penalty weights, loss),
+    as text: what a run's architecture is, beyond the shapes of its weights."""
+    def text(value):
+        if torch.is_tensor(value) or isinstance(value, torch.nn.Module):
+            return type(value).__name__
+        r = repr(value)
+        return type(value).__name__ if " at 0x" in r else r  # no memory addresses
+
+    return {name or "(model)": type(module).__name__ + "(" + ", ".join(
+        f"{k}={text(v)}" for k, v in sorted(vars(module).items()) if not k.startswith("_") and k != "training") + ")"
+        for name, module in model.named_modules()}
+
+
 def save_checkpoint(path, model, optimizer, scheduler, generator, stopper, epoch, history, cfg):
-    """Weights, optimiser state, schedule, RNG and history in one safetensors file."""
+    """Weights, optimiser state, schedule, RNG and history in one safetensors file, with a digest."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_state = optimizer.state_dict()
     opt_meta = {"param_groups": opt_state["param_groups"], "state": {}}
@@ -280,18 +308,118 @@ def save_checkpoint(path, model, optimizer, scheduler, generator, stopper, epoch
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "stopper": None if stopper is None else {"best": stopper.best, "best_epoch": stopper.best_epoch, "bad_epochs": stopper.bad_epochs},
         "config": asdict(cfg),
+        "model": _model_description(model),
     }
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"aekit_checkpoint": json.dumps(meta)}))
+    meta["digest"] = digest(tensors, meta)
+    data = _serialise(tensors, metadata={CHECKPOINT_KEY: json.dumps(meta)})  # bytes, written by atomic_write alone
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def load_checkpoint(path, model, optimizer, scheduler, generator, stopper):
-    """Restore what :func:`save_checkpoint` wrote; returns (epoch, history)."""
+def _read_checkpoint(path) -> tuple[dict, dict]:
+    """The document and tensors of a checkpoint, its digest checked."""
     try:
         with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads(fh.metadata()["aekit_checkpoint"])
+            metadata = fh.metadata()
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a readable aekit checkpoint ({exc}).") from None
+        meta = json.loads(metadata[CHECKPOINT_KEY])
+    except Exception as exc:  # safetensors and json raise several kinds on a damaged file
+        raise ValueError(f"{path} is not a readable aekit checkpoint ({type(exc).__name__}: {exc}).") from None
+    if set(metadata) != {CHECKPOINT_KEY} or not isinstance(meta, dict) or set(meta) != CHECKPOINT_KEYS:
+        found = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path} is not a readable aekit checkpoint: its header holds {found}, not "
+                         f"{sorted(CHECKPOINT_KEYS)} (a checkpoint of an older aekit, without a digest, "
+                         "cannot be checked: start a fresh run).")
+    try:
+        ok = digest(tensors, {k: v for k, v in meta.items() if k != "digest"}) == meta["digest"]
+    except Exception:  # e.g. a document nested too deep to re-encode
+        ok = False
+    if not ok:
+        raise ValueError(f"{path} is damaged or was edited: its digest does not match its contents "
+                         "(tensors and settings); start a fresh run or restore the file from a copy.")
+    return meta, tensors
+
+
+def _setting_changes(meta: dict, config) -> list[str]:
+    """The settings of this run that differ from the checkpoint's, as 'name=old, this run has new'."""
+    then, now = meta["config"], json.loads(json.dumps(asdict(config)))
+    changes = []
+    for key in sorted(set(then) | set(now), key=lambda k: (k not in now, k)):
+        if key in RESUMABLE_CHANGES or (key == "seed" and not now.get("validation_fraction")):
+            continue  # without a validation split the seed's draws all come from the checkpoint
+        old, new = then.get(key, "(unset)"), now.get(key, "(unset)")
+        if old != new:
+            why = " (the seed picks the validation rows)" if key == "seed" else ""
+            changes.append(f"{key}={old!r}, this run has {new!r}{why}")
+    return changes
+
+
+def _model_changes(meta: dict, tensors: dict, model) -> list[str]:
+    """How this run's model differs from the checkpoint's: its parts, or its weights' names,
+    shapes and dtypes (early stopping's best weights included)."""
+    then, now = meta["model"], _model_description(model)
+    changes = [f"{name} was {then.get(name, '(absent)')}, this run has {now.get(name, '(absent)')}"
+               for name in sorted(set(then) | set(now), key=lambda k: (k not in now, k))
+               if then.get(name) != now.get(name)]
+    state = model.state_dict()
+
+    def describe(t):
+        return "absent" if t is None else f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
+
+    for prefix in ("model.", "best."):
+        saved = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if prefix == "best." and not saved:
+            continue
+        for name in sorted(set(saved) | set(state)):
+            old, new = saved.get(name), state.get(name)
+            if old is None or new is None or old.shape != new.shape or old.dtype != new.dtype:
+                changes.append(f"weight {prefix}{name} was {describe(old)}, this run has {describe(new)}")
+    return changes
+
+
+def _check_history(epoch, history) -> None:
+    """One record per epoch, numbered from 1, of finite numbers (the loop reads them back)."""
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not isinstance(history, list) or len(history) != epoch:
+        raise ValueError(f"epoch {epoch!r} does not fit a history of "
+                         f"{len(history) if isinstance(history, list) else type(history).__name__} epochs")
+    for i, record in enumerate(history):
+        if (not isinstance(record, dict) or record.get("epoch") != i + 1 or "loss" not in record
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in record.values())):
+            raise ValueError(f"history record {i + 1} is not a record of epoch {i + 1}: {record!r}")
+
+
+def _check_optimizer_state(meta: dict, tensors: dict, optimizer) -> None:
+    """The parameter groups are this optimiser's (the schedule's learning rates aside), and
+    every per-parameter state entry belongs to one of its parameters and has its shape."""
+    groups = meta["optimizer"]["param_groups"]
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"{len(groups) if isinstance(groups, list) else groups!r} optimiser parameter groups, "
+                         f"this optimiser has {len(optimizer.param_groups)}")
+    for saved, group in zip(groups, optimizer.param_groups):
+        now = json.loads(json.dumps({k: v for k, v in group.items() if k != "params"}))
+        differ = sorted(k for k in set(saved) | set(now) if k not in ("params", "lr", "initial_lr")
+                        and saved.get(k) != now.get(k))
+        lr = saved.get("lr")
+        if differ or isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"optimiser settings {differ or ['lr']} differ from this optimiser's")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for idx, entries in meta["optimizer"]["state"].items():
+        if not idx.isdigit() or int(idx) >= len(params):
+            raise ValueError(f"optimiser state for parameter {idx!r}, but the optimiser has {len(params)}")
+        for key, value in entries.items():
+            if value != "tensor" and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"optimiser state {idx}.{key} is {value!r}, neither a tensor nor a number")
+            if value == "tensor":
+                t = tensors[f"optim.{idx}.{key}"]
+                if t.ndim and t.shape != params[int(idx)].shape:
+                    raise ValueError(f"optimiser state optim.{idx}.{key} is {tuple(t.shape)}, its parameter "
+                                     f"{tuple(params[int(idx)].shape)}")
+
+
+def _restore(meta, tensors, model, optimizer, scheduler, generator, stopper) -> tuple[int, list]:
+    epoch, history = meta["epoch"], meta["history"]
+    _check_history(epoch, history)
+    _check_optimizer_state(meta, tensors, optimizer)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     device = next(model.parameters()).device
     opt_meta = meta["optimizer"]
@@ -311,4 +439,24 @@ def load_checkpoint(path, model, optimizer, scheduler, generator, stopper):
         stopper.best, stopper.best_epoch, stopper.bad_epochs = (meta["stopper"][k] for k in ("best", "best_epoch", "bad_epochs"))
         best = {k[5:]: v.to(device) for k, v in tensors.items() if k.startswith("best.")}
         stopper.best_state = best or None
-    return int(meta["epoch"]), list(meta["history"])
+    return epoch, list(history)
+
+
+def load_checkpoint(path, model, optimizer, scheduler, generator, stopper, *, config=None):
+    """Restore what :func:`save_checkpoint` wrote; returns (epoch, history).
+
+    The digest is checked first, then the checkpoint's model against ``model`` (its parts,
+    and its weights' names, shapes and dtypes) and, given this run's ``config``, its
+    settings against the checkpoint's: any difference but those in RESUMABLE_CHANGES is a
+    ValueError naming each changed setting. Any other failure is a ValueError naming the file.
+    """
+    meta, tensors = _read_checkpoint(path)
+    changes = (_setting_changes(meta, config) if config is not None else []) + _model_changes(meta, tensors, model)
+    if changes:
+        raise ValueError(f"checkpoint {path} was written with " + "; ".join(changes)
+                         + ". Start a fresh run (another checkpoint_path, or resume=False) or restore the "
+                         + ("setting." if len(changes) == 1 else "settings."))
+    try:
+        return _restore(meta, tensors, model, optimizer, scheduler, generator, stopper)
+    except Exception as exc:  # anything at all: one kind of error, naming the file
+        raise ValueError(f"{path} is not a restorable aekit checkpoint: {type(exc).__name__}: {exc}") from exc
