@@ -166,3 +166,18 @@ def test_estimator_pretrain_greedy_records_every_stage(digits):
     stages = [r["stage"] for r in ae.history_]
     assert stages == ["layer 1"] * 3 + ["layer 2"] * 3 + ["layer 3"] * 3 + ["end to end"] * 4
     assert ae.n_iter_ == 4
+
+
+@pytest.mark.parametrize("kind", ["int", "str", "regressor"])
+def test_save_load_round_trip(digits, tmp_path, kind):
+    X, y = digits
+    if kind == "regressor":
+        est = aekit.AutoencoderRegressor(hidden_layer_sizes=(16,), epochs=2, random_state=0).fit(X, y.astype(float))
+    else:
+        labels = y if kind == "int" else np.array(["a", "b", "c"])[y % 3]
+        est = aekit.AutoencoderClassifier(hidden_layer_sizes=(16,), epochs=2, random_state=0, unlabelled=None).fit(X, labels)
+    aekit.save(est, tmp_path / "m.safetensors")
+    back = aekit.load(tmp_path / "m.safetensors")
+    assert np.array_equal(back.predict(X), est.predict(X))
+    if kind != "regressor":
+        assert np.array_equal(back.classes_, est.classes_)

@@ -55,16 +55,45 @@ def check_array(X, *, name: str = "X", allow_image: bool = False, dtype=np.float
         raise ValueError(f"{name} is empty: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.size == 0:
         raise ValueError(f"{name} is empty: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    original = arr
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by name
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     # Fast path: a finite sum means every value is finite (torch sums the shared buffer on
     # all threads, no copy); only otherwise scan elementwise, since a sum of finite values
     # can also overflow to inf.
     total = torch.from_numpy(arr).sum().item()
     if not math.isfinite(total) and not np.isfinite(arr).all():
-        n_nan = int(np.isnan(arr).sum())
-        n_inf = int(np.isinf(arr).sum())
-        raise ValueError(f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} inf values); clean or impute them first.")
+        n_nan = int(np.isnan(original).sum()) if original.dtype.kind == "f" else 0
+        n_inf = int(np.isinf(original).sum()) if original.dtype.kind == "f" else 0
+        if n_nan or n_inf:
+            raise ValueError(f"{name} contains NaN or infinity ({n_nan} NaN, {n_inf} inf values); clean or impute them first.")
+        big = float(np.max(np.abs(original.astype(np.float64))))
+        raise ValueError(f"{name} has values of magnitude up to {big:.3g}, beyond the range of {np.dtype(dtype).name} "
+                         f"(±{float(np.finfo(dtype).max):.3g}) that aekit computes in; scale X first.")
     return arr
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite_result(values, *, what: str, owner: str, X=None, dtype=np.float32) -> np.ndarray:
+    """``values`` (a numpy array or tensor) as ``dtype``, or a ValueError when any of them is
+    not finite there: finite input must give a finite result or a clear error, never NaN/inf.
+
+    ``X`` (the input) lets the message say how large its values were."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(values).astype(dtype, copy=False)
+    if np.isfinite(out).all():
+        return out
+    limit = float(np.finfo(dtype).max)
+    size = ""
+    if X is not None and np.size(X):
+        size = f" (max |x| = {float(np.max(np.abs(np.asarray(X, dtype=np.float64)))):.3g})"
+    raise ValueError(f"{owner}.{what}: the result is not finite in {np.dtype(dtype).name} (limit ±{limit:.3g}) "
+                     f"for this X{size}: its values are too large or too far from the training data "
+                     "for this model's arithmetic; scale X like the training data.")
 
 
 def check_n_features(estimator, X: np.ndarray, *, reset: bool) -> None:

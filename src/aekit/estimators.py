@@ -12,6 +12,7 @@ other defaults, not other code.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validation import check_array, check_positive_int, check_random_state
+from ._validation import check_array, check_positive_int, check_random_state, finite_result
 from .base import AekitEstimator
 from .model import build_model
 from .pretrain import greedy_pretrain
@@ -113,38 +114,59 @@ class _NeuralEstimator(AekitEstimator):
     def _device(self) -> torch.device:
         return next(self.model_.parameters()).device
 
-    def _map(self, fn, A: np.ndarray) -> np.ndarray:
-        """Apply a torch function to the rows of A in chunks, in inference mode."""
+    def _map(self, fn, A: np.ndarray, *, what: str, dtype=np.float32) -> np.ndarray:
+        """Apply a torch function to the rows of A in chunks, in inference mode; the result as
+        ``dtype``, or a ValueError naming ``what`` if it is not finite there (float32
+        arithmetic overflowing on huge inputs)."""
         self.model_.eval()
         device = self._device()
         out = []
         with torch.inference_mode():
             for i in range(0, A.shape[0], _CHUNK):
                 out.append(fn(torch.from_numpy(A[i:i + _CHUNK]).to(device)).cpu().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return finite_result(np.concatenate(out), what=what, owner=type(self).__name__, X=A, dtype=dtype)
 
     def _rows(self, X) -> np.ndarray:
         X = self._validate_input(X, allow_image=self._image_input)
         return X.reshape(X.shape[0], -1)
 
+    def _scored_rows(self, X) -> np.ndarray:
+        """The rows of X, refused when the model's loss is not defined on them: a cross-entropy
+        model compares probabilities, so its X must lie in [0, 1]."""
+        X = self._rows(X)
+        if self.loss_ == "bce":
+            lo, hi = float(X.min()), float(X.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(f"{type(self).__name__}: this model was trained with cross-entropy on data in [0, 1]; "
+                                 f"X lies in [{lo:g}, {hi:g}]. Scale X as the training data were.")
+        return X
+
     def transform(self, X) -> np.ndarray:
         """The code of each row: h = f(x) (μ for a VAE); shape (n, n_components)."""
-        return self._map(self.model_.encode_point, self._rows(X))
+        return self._map(self.model_.encode_point, self._rows(X), what="transform")
 
     def inverse_transform(self, Z) -> np.ndarray:
         """x̂ = g(z) for each code row, in data space; shape (n, n_features_in_)."""
-        return self._map(self.model_.decode, self._validate_codes(Z))
+        return self._map(self.model_.decode, self._validate_codes(Z), what="inverse_transform")
 
     def reconstruct(self, X) -> np.ndarray:
         """x̂ = g(f(x)) in one pass."""
-        return self._map(self.model_.reconstruct, self._rows(X))
+        return self._map(self.model_.reconstruct, self._rows(X), what="reconstruct")
 
     def reconstruction_error(self, X) -> np.ndarray:
-        """L(x, g(f(x))) per row: squared error or cross-entropy, summed over features."""
-        return self._map(lambda x: self.model_.terms(x, penalties="none")["recon"], self._rows(X))
+        """L(x, g(f(x))) per row: squared error or cross-entropy, summed over features (float64)."""
+        model = self._scoring_model()
+        return self._map(lambda x: model.terms(x.double(), penalties="none")["recon"],
+                         self._scored_rows(X), what="reconstruction_error", dtype=np.float64)
+
+    def _scoring_model(self):
+        """A float64 copy of the model, for scores: a row's score then does not depend on which
+        other rows share its batch (float32 matrix products round differently for different
+        batch sizes), and squared errors of huge values do not overflow."""
+        return copy.deepcopy(self.model_).double().eval()
 
     def score_samples(self, X) -> np.ndarray:
-        """Negative reconstruction error per row (higher = more typical)."""
+        """Negative reconstruction error per row (higher = more typical), float64."""
         return -self.reconstruction_error(X)
 
     def first_layer_weights(self) -> np.ndarray | None:
@@ -276,26 +298,29 @@ class VAE(_NeuralEstimator):
 
     def elbo_terms(self, X, n_samples: int | None = None, random_state=0):
         """Per-row (reconstruction, KL) of the ELBO, the reconstruction term averaged over
-        ``n_samples`` draws of z (seeded, so repeatable). Returns two arrays."""
-        X = self._rows(X)
+        ``n_samples`` draws of z (seeded, so repeatable). Returns two float64 arrays."""
+        X = self._scored_rows(X)
         n_samples = check_positive_int(n_samples or self.n_score_samples, "n_samples")
-        model = self.model_
         gen = torch.Generator().manual_seed(check_random_state(random_state))
         # The same draws ε_1..ε_S serve every row, so a row's score depends on that row alone.
         eps = torch.randn(n_samples, self.n_components_, generator=gen).to(self._device())
 
+        model = self._scoring_model()
+        eps = eps.double()
+
         def terms(x):
-            draws = [model.terms(x, penalties="objective", eps=e) for e in eps]
+            draws = [model.terms(x.double(), penalties="objective", eps=e) for e in eps]
             recon = sum(t["recon"] for t in draws) / n_samples
             return torch.stack([recon, draws[0]["kl"]], 1)
 
-        out = self._map(terms, X)
+        out = self._map(terms, X, what="elbo_terms", dtype=np.float64)
         return out[:, 0], out[:, 1]
 
     def score_samples(self, X) -> np.ndarray:
-        """The ELBO per row (a lower bound on log p(x)), constants included."""
+        """The ELBO per row (a lower bound on log p(x)), constants included; float64."""
         recon, kl = self.elbo_terms(X)
-        return -(recon + kl) + self._log_likelihood_constant()
+        return finite_result(-(recon + kl) + self._log_likelihood_constant(), what="score_samples",
+                             owner=type(self).__name__, dtype=np.float64)
 
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw z ~ N(0, I) and decode: n_samples new rows in data space."""

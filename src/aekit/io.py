@@ -30,7 +30,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.numpy import save as _serialise
 
 from . import estimators as _neural  # noqa: F401  (registers the classes for load)

@@ -129,10 +129,16 @@ class _Supervised(_NeuralEstimator):
         """The head's raw outputs for each row (logits, or predicted values)."""
         check_is_fitted(self)
         head = self._head()
-        return self._map(lambda x: head.net(self.model_.encode_point(x)), self._rows(X))
+        return self._map(lambda x: head.net(self.model_.encode_point(x)), self._rows(X), what="predict")
 
     def _fitted_meta(self):
         return [*super()._fitted_meta(), "n_outputs_", "classes_"]
+
+    def _get_state(self):
+        arrays, meta = super()._get_state()
+        if meta.get("classes_") is not None:
+            meta["classes_"] = np.asarray(meta["classes_"]).tolist()
+        return arrays, meta
 
     def _set_state(self, arrays, meta):
         if "classes_" in meta and meta["classes_"] is not None:

@@ -20,12 +20,19 @@ from dataclasses import asdict, field, make_dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save as _serialise
 from tqdm.auto import tqdm
 
 from ._files import atomic_write, digest
 from .settings import SETTINGS, names
+
+
+class TrainingDiverged(FloatingPointError, ValueError):
+    """The loss or the weights became non-finite: a FloatingPointError, and a ValueError since
+    the usual cause is the data's scale or a setting (learning_rate) — aekit's rule is that
+    bad input or settings raise ValueError."""
+
 
 # The loop's settings are the declared 'train' and 'semi' settings (aekit.settings), plus the integer
 # seed the estimator derives from random_state and how often to checkpoint.
@@ -233,7 +240,7 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
             record["val_loss"] = evaluate(model, X_val, y_val)
         why = _diverged(model, record, probe, history[0]["loss"] if history else record["loss"])
         if why:
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1}: {why}; lower learning_rate "
+            raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: {why}; lower learning_rate "
                                      "or scale the data.")
         stop = X_val is not None and cfg.early_stopping and stopper.update(record["val_loss"], epoch, model)
         if scheduler is not None:

@@ -22,15 +22,35 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from .._validation import finite_result
 from ..base import AekitEstimator
 from ..settings import parameters
+
+
+def _cholesky(M: torch.Tensor) -> torch.Tensor:
+    """The Cholesky factor of the symmetric positive-definite M. Rounding can leave an M with
+    entries of 1e16 and more (nearly noiseless features) numerically indefinite: a jitter of
+    10⁻¹²…10⁻⁴ · mean(diag M) is then added to its diagonal; beyond that, a ValueError."""
+    M = 0.5 * (M + M.T)
+    L, info = torch.linalg.cholesky_ex(M)
+    if int(info) == 0 and torch.isfinite(L).all():
+        return L
+    scale = float(torch.diagonal(M).abs().mean()) if torch.isfinite(M).all() else float("nan")
+    if math.isfinite(scale) and scale > 0:
+        eye = torch.eye(M.shape[0], dtype=M.dtype)
+        for exponent in range(-12, -3, 2):
+            L, info = torch.linalg.cholesky_ex(M + (10.0 ** exponent * scale) * eye)
+            if int(info) == 0 and torch.isfinite(L).all():
+                return L
+    raise ValueError("FactorAnalysis: the factor model is too ill-conditioned to invert (features with almost no "
+                     "noise, or values too large); standardise X or use fewer n_components.")
 
 
 def _posterior(W: torch.Tensor, psi: torch.Tensor):
     """A = Ψ⁻¹W, M = I + WᵀΨ⁻¹W, its Cholesky factor, and log|Σ| = log|Ψ| + log|M|."""
     A = W / psi[:, None]
     M = torch.eye(W.shape[1], dtype=W.dtype) + W.T @ A
-    L = torch.linalg.cholesky(M)
+    L = _cholesky(M)
     logdet = torch.log(psi).sum() + 2.0 * torch.log(torch.diagonal(L)).sum()
     return A, M, L, logdet
 
@@ -67,10 +87,28 @@ class FactorAnalysis(AekitEstimator):
         X = self._validate_fit_input(X)
         n, d = X.shape
         k = self._check_params(n, d)
+        try:
+            self._fit(X, n, d, k)
+        except torch.linalg.LinAlgError as exc:  # eigh not converging on a degenerate covariance
+            raise ValueError(f"FactorAnalysis could not fit X: its covariance is too ill-conditioned ({exc}); "
+                             "remove duplicated or constant columns, or standardise X.") from None
+        return self
+
+    def _fit(self, X, n, d, k):
         with torch.no_grad():
             Xd = torch.from_numpy(X).double()
             mean = Xd.mean(dim=0)
             Xd -= mean
+            # EM runs on standardised columns x_j / s_j (it is equivariant under such scaling:
+            # W → D⁻¹W, Ψ → D⁻²Ψ) so columns of 1e-30 and 1e30 condition M alike; s_j is
+            # floored at the float32 resolution eps₃₂·|μ_j| of the column (and at the
+            # data's overall scale for an all-zero column), which bounds Ψ away from 0.
+            std = Xd.square().mean(dim=0).sqrt()
+            eps32 = float(np.finfo(np.float32).eps)
+            s = torch.maximum(std, eps32 * mean.abs())
+            overall = float(s.max())
+            s = torch.where(s > 0, s, overall * eps32 if overall > 0 else 1.0)
+            Xd /= s
             S = Xd.T @ Xd / n
             var = torch.diagonal(S).clone()
             floor = 1e-6 * var + 1e-12  # Ψ stays positive (Heywood cases, constant features)
@@ -93,24 +131,29 @@ class FactorAnalysis(AekitEstimator):
                     break
                 SVt = SA @ Minv                          # S Vᵀ
                 Ehh = Minv + Minv @ AtSA @ Minv          # M⁻¹ + V S Vᵀ
-                W = torch.linalg.solve(Ehh, SVt.T).T     # S Vᵀ Ehh⁻¹ (Ehh symmetric)
+                W = torch.cholesky_solve(SVt.T, _cholesky(Ehh)).T  # S Vᵀ Ehh⁻¹ (Ehh SPD)
                 psi = torch.maximum(var - (W * SVt).sum(dim=1), floor)
             else:
                 warnings.warn(f"FactorAnalysis did not converge in max_iter={self.max_iter} iterations; "
                               "raise max_iter or tol.", ConvergenceWarning, stacklevel=2)
-            # canonical rotation: WᵀΨ⁻¹W = Q Λ Qᵀ, W ← W Q (Λ decreasing), signs fixed
+            # canonical rotation: WᵀΨ⁻¹W = Q Λ Qᵀ (the same in standardised units), W ← W Q
+            # (Λ decreasing), then back to the units of X and signs fixed there
             _, Q = torch.linalg.eigh(W.T @ (W / psi[:, None]))
-            W = W @ Q.flip(1)
+            W = (W @ Q.flip(1)) * s[:, None]
+            psi = psi * s.square()
             idx = W.abs().argmax(dim=0)
             signs = torch.sign(W[idx, torch.arange(k)])
             W = W * torch.where(signs == 0, 1.0, signs)
+            shift = n * float(torch.log(s).sum())              # ℓ(X) = ℓ(X / s) − n Σ log s_j
+            if not (torch.isfinite(W).all() and torch.isfinite(psi).all() and (psi > 0).all()):
+                raise ValueError("FactorAnalysis could not fit X: the fitted model is not finite "
+                                 "(values too large or too small); standardise X.")
         self.n_components_ = k
         self.mean_ = mean.numpy()
         self.components_ = W.T.contiguous().numpy()
         self.noise_variance_ = psi.numpy()
-        self.loglike_ = loglike
+        self.loglike_ = [ll - shift for ll in loglike]
         self.n_iter_ = len(loglike)
-        return self
 
     # -- encoder / decoder ---------------------------------------------------------------
     def _params(self):
@@ -131,14 +174,16 @@ class FactorAnalysis(AekitEstimator):
         V = torch.from_numpy(self.encoder_matrix())
         with torch.inference_mode():
             _, _, mean = self._params()
-            return ((torch.from_numpy(X).double() - mean) @ V.T).float().numpy()
+            return finite_result((torch.from_numpy(X).double() - mean) @ V.T, what="transform",
+                                 owner="FactorAnalysis", X=X)
 
     def inverse_transform(self, X):
         """x̂ = μ + W h."""
         H = self._validate_codes(X)
         with torch.inference_mode():
             W, _, mean = self._params()
-            return (torch.from_numpy(H).double() @ W.T + mean).float().numpy()
+            return finite_result(torch.from_numpy(H).double() @ W.T + mean, what="inverse_transform",
+                                 owner="FactorAnalysis", X=H)
 
     def get_covariance(self) -> np.ndarray:
         """Σ = W Wᵀ + Ψ, shape (d, d)."""
@@ -157,7 +202,7 @@ class FactorAnalysis(AekitEstimator):
             a = R @ A
             quad = (R.square() / psi).sum(dim=1) - (a * torch.cholesky_solve(a.T, L).T).sum(dim=1)
             ll = -0.5 * (quad + logdet + W.shape[0] * math.log(2.0 * math.pi))
-            return ll.float().numpy()
+            return finite_result(ll, what="score_samples", owner="FactorAnalysis", X=X, dtype=np.float64)
 
     # -- save / load ---------------------------------------------------------------------
     def _get_state(self):

@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 import torch
 
-from .._validation import check_random_state
+from .._validation import check_random_state, finite_result
 from ..base import AekitEstimator
 from ..settings import parameters
 
@@ -156,7 +156,8 @@ class PCA(AekitEstimator):
         Xt = torch.from_numpy(X)
         with torch.no_grad():
             if solver == "covariance":
-                fast = n * d * d > FLOAT32_PRODUCTS_ABOVE
+                # float32 products overflow for values near √(float32 max) ≈ 1.8e19
+                fast = n * d * d > FLOAT32_PRODUCTS_ABOVE and float(Xt.abs().max()) < 1e12
                 mean, C = _covariance(Xt, torch.float32 if fast else torch.float64)
                 variances, components = _top_eigh(C, k, fast)
                 components = components.T
@@ -193,7 +194,11 @@ class PCA(AekitEstimator):
         n, d = X.shape
         l = min(k + self.n_oversamples, min(n, d))
         mean = sum(X[i:i + chunk].double().sum(dim=0) for i in range(0, n, chunk)) / n
-        Xc = X - mean.float()
+        # Q depends only on the range of X_c, not its scale: huge values are divided by a power
+        # of two (exact) so the float32 products and QR norms cannot overflow.
+        big = float(X.abs().max())
+        c = 2.0 ** math.floor(math.log2(big)) if big > 1e12 else 1.0
+        Xc = X / c - (mean / c).float() if c != 1.0 else X - mean.float()
         g = torch.Generator().manual_seed(seed)
         Q = torch.linalg.qr(Xc @ torch.randn(d, l, generator=g))[0]
         for _ in range(self.iterated_power):
@@ -223,7 +228,7 @@ class PCA(AekitEstimator):
             H = (torch.from_numpy(X).double() - torch.from_numpy(self.mean_).double()) @ W.T
             if self.whiten:
                 H = H / self._scale()
-            return H.float().numpy()
+            return finite_result(H, what="transform", owner="PCA", X=X)
 
     def inverse_transform(self, X):
         """x̂ = x̄ + h W_kᵀ (h multiplied by √λ first when whiten)."""
@@ -233,7 +238,8 @@ class PCA(AekitEstimator):
             if self.whiten:
                 H = H * self._scale()
             W = torch.from_numpy(self.components_).double()
-            return (H @ W + torch.from_numpy(self.mean_).double()).float().numpy()
+            return finite_result(H @ W + torch.from_numpy(self.mean_).double(), what="inverse_transform",
+                                 owner="PCA", X=H)
 
     # -- probabilistic PCA ---------------------------------------------------------------
     def score_samples(self, X):
@@ -243,13 +249,17 @@ class PCA(AekitEstimator):
 
         with r = x − x̄, z = W_kᵀ r and λ_i ← max(λ_i, σ²). Equals scikit-learn's PCA.score_samples
         (without whitening: scikit-learn's whitened model differs, its issue #13898).
-        Variances are floored at 1e-12 · max(λ) so a singular model stays finite."""
+
+        Zero variance (constant columns, all rows equal, k = d) would make Σ singular and the
+        score NaN: variances are floored at the resolution of the float32 training data,
+        max(1e-12 · max(λ), (eps₃₂ · s)², tiny₃₂) with s = max(max|x̄|, √max(λ)) the data's
+        scale, so a degenerate fit scores finitely (very low off the data, high on it).
+        Returns float64: a log-density of a point far from the data can exceed float32's range."""
         X = self._validate_input(X)
         with torch.inference_mode():
             W = torch.from_numpy(self.components_).double()
             lam = torch.from_numpy(self.explained_variance_).double()
-            floor = 1e-12 * max(float(lam.max()), 1e-300)
-            sigma2 = max(self.noise_variance_, floor)
+            sigma2 = max(self.noise_variance_, self._variance_floor())
             lam = lam.clamp_min(sigma2)
             R = torch.from_numpy(X).double() - torch.from_numpy(self.mean_).double()
             Z = R @ W.T
@@ -261,7 +271,15 @@ class PCA(AekitEstimator):
                 quad = R.square().sum(dim=1) / sigma2 - (Z.square() * (1.0 / sigma2 - 1.0 / lam)).sum(dim=1)
                 logdet = torch.log(lam).sum() + (d - k) * math.log(sigma2)
             ll = -0.5 * (quad + logdet + d * math.log(2.0 * math.pi))
-            return ll.float().numpy()
+            return finite_result(ll, what="score_samples", owner="PCA", X=X, dtype=np.float64)
+
+    def _variance_floor(self) -> float:
+        """The smallest variance score_samples trusts: float32 data resolve nothing finer than
+        (eps₃₂ · scale)², and 1e-12 · max(λ) keeps Σ's condition number finite."""
+        lam_max = float(np.max(self.explained_variance_)) if np.size(self.explained_variance_) else 0.0
+        scale = max(float(np.max(np.abs(self.mean_))), math.sqrt(max(lam_max, 0.0)))
+        f32 = np.finfo(np.float32)
+        return max(1e-12 * lam_max, (float(f32.eps) * scale) ** 2, float(f32.tiny))
 
     # -- save / load ---------------------------------------------------------------------
     _ARRAYS = ("components_", "explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_")

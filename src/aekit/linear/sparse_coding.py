@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from .._validation import check_random_state
+from .._validation import check_random_state, finite_result
 from ..base import AekitEstimator
 from ..settings import parameters
 
@@ -200,24 +200,27 @@ class SparseCoding(AekitEstimator):
             for start in range(0, X.shape[0], 4096):
                 H, steps = fista(X[start:start + 4096].astype(np.float64), D, self.alpha, lipschitz=L,
                                  max_iter=self.fista_max_iter, tol=self.fista_tol)
-                codes.append(H.float())
+                codes.append(H)
                 slowest = max(slowest, steps)
             if slowest == self.fista_max_iter:
                 warnings.warn(f"FISTA stopped at fista_max_iter={self.fista_max_iter} before reaching "
                               f"fista_tol={self.fista_tol}.", ConvergenceWarning, stacklevel=2)
-            return torch.cat(codes).numpy()
+            return finite_result(torch.cat(codes), what="transform", owner="SparseCoding", X=X)
 
     def inverse_transform(self, X):
         """x̂ = Dᵀh."""
         H = self._validate_codes(X)
         with torch.inference_mode():
-            return (torch.from_numpy(H).double() @ torch.from_numpy(self.components_)).float().numpy()
+            return finite_result(torch.from_numpy(H).double() @ torch.from_numpy(self.components_),
+                                 what="inverse_transform", owner="SparseCoding", X=H)
 
     def score_samples(self, X):
-        """Minus the lasso objective at the codes: −(½‖x − Dᵀh‖² + λ‖h‖₁)."""
+        """Minus the lasso objective at the codes: −(½‖x − Dᵀh‖² + λ‖h‖₁), float64 (for values
+        of 1e20 and more it exceeds float32's range)."""
         H = self.transform(X)
         X = self._validate_input(X)
-        return (-lasso_objective(X, self.components_, H, self.alpha)).float().numpy()
+        return finite_result(-lasso_objective(X, self.components_, H, self.alpha), what="score_samples",
+                             owner="SparseCoding", X=X, dtype=np.float64)
 
     # -- save / load ---------------------------------------------------------------------
     def _get_state(self):
