@@ -244,6 +244,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("supervised",), low=1, flag="--head-hidden"),
     Setting("supervised_weight", "float", 1.0, "weight λ of the supervised loss on labelled rows",
             ("supervised",), low=0),
+    Setting("consistency", "float", 0.0, "weight μ of the consistency cost: the head's class probabilities for a "
+            "corrupted input must match those for the clean input, on every row (needs noise)", ("supervised",), low=0),
     Setting("head_epochs", "int", 20, "epochs of fine-tuning step 1 (the head alone, on labelled rows)",
             ("supervised",), low=1),
     Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "

@@ -5,7 +5,12 @@
 
 c is a small MLP reading the point code h (μ for a VAE). The term is batch-level: it averages
 over the batch's labelled rows only, so its scale does not depend on how many rows of the
-batch are unlabelled, and it is 0 when the batch has none. Semi-supervised learning is then
+batch are unlabelled, and it is 0 when the batch has none.
+
+With a corruption C and ``consistency`` = μ > 0 (classification), every row, labelled or
+not, also pays μ · Σ_j (p_j(C(x)) − p_j(x))², p = softmax(c(f(·))), the clean prediction held
+fixed: the head must give a damaged input the class of the clean one (the Π-model / Γ-model
+consistency of Laine & Aila 2017 and Rasmus et al. 2015, a denoising cost on the output). Semi-supervised learning is then
 loss = recon on all rows + λ · Ω (Ranzato & Szummer 2008's joint training); supervised
 fine-tuning is the same term with the reconstruction's weight set to 0.
 """
@@ -28,8 +33,9 @@ class SupervisedHead(Penalty):
     name = "supervised"
 
     def __init__(self, weight: float, code_size: int, n_outputs: int, hidden=(), activation: str = "relu",
-                 task: str = "classification"):
+                 task: str = "classification", consistency: float = 0.0):
         super().__init__(weight)
+        self.consistency = float(consistency)
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
         self.task = task
@@ -49,4 +55,10 @@ class SupervisedHead(Penalty):
             per_row = F.cross_entropy(out, ctx.y.clamp_min(0).long(), reduction="none")
         else:
             per_row = (out - torch.nan_to_num(ctx.y)).pow(2).sum(1)
-        return (per_row * mask).sum() / n_labelled.clamp_min(1)
+        term = (per_row * mask).sum() / n_labelled.clamp_min(1)
+        if self.consistency and self.task == "classification" and ctx.x_in is not ctx.x and self.training:
+            with torch.no_grad():
+                clean = torch.softmax(self.net(ctx.model.encode_point(ctx.x)), 1)
+            # per weight λ: μ/λ so that the total is λ·CE + μ·consistency
+            term = term + (self.consistency / max(self.weight, 1e-12)) * (torch.softmax(out, 1) - clean).pow(2).sum(1).mean()
+        return term
