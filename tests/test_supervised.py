@@ -233,3 +233,23 @@ def _mnist() -> bool:
 
     root = os.environ.get("AEKIT_DATA")
     return bool(root) and (Path(root) / "mnist").is_dir()
+
+
+def test_cli_classifier_with_few_labels(tmp_path, capsys):
+    from aekit import cli
+
+    out = tmp_path / "clf"
+    assert cli.main(["fit", "--data", "digits", "--model", "classifier", "--labels", "50", "--epochs", "3",
+                     "--hidden", "32", "--out", str(out), "--quiet"]) == 0
+    import json
+
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_labelled"] == 50 and 0.3 < m["test_accuracy"] <= 1  # chance: 0.1
+    assert len(m["confusion_matrix"]) == 10 and sum(map(sum, m["confusion_matrix"])) == m["n_test"]
+    html = (out / "report.html").read_text()
+    assert 'id="confusion-matrix"' in html and 'id="stage-curves"' not in html  # joint: one stage
+    assert cli.main(["fit", "--data", "digits", "--model", "ae", "--labels", "5", "--out", str(tmp_path / "x"),
+                     "--quiet"]) == 2
+    assert "--labels applies to --model classifier" in capsys.readouterr().err
+    assert cli.main(["fit", "--data", "digits", "--model", "classifier", "--labels", "3", "--out",
+                     str(tmp_path / "y"), "--quiet"]) == 2

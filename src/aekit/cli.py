@@ -43,6 +43,7 @@ MODELS = {
     "linear": ("aekit.estimators", "LinearAutoencoder"),
     "fa": ("aekit.linear", "FactorAnalysis"),
     "sparse-coding": ("aekit.linear", "SparseCoding"),
+    "classifier": ("aekit.supervised", "AutoencoderClassifier"),
 }
 SMALL_PROBLEM = 2e6  # n_train * n_features at or below which --threads defaults to 1
 
@@ -61,6 +62,7 @@ MODEL_DEFAULTS = {
     "pca": {"n_components": 100},  # capped at min(n_train, n_features) below
     "fa": {"n_components": 16},
     "sparse-coding": {"n_components": 100, "alpha": 0.2},
+    "classifier": {"validation_fraction": 0.0},  # a validation split would take labelled rows away
 }
 
 
@@ -158,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPU threads for torch (torch.set_num_threads). Default: 1 for small data sets "
                           f"(n_train x n_features <= {SMALL_PROBLEM:.0e}, where threads cost more than they "
                           "save), else torch's choice")
+    fit.add_argument("--labels", type=int, default=None, metavar="N",
+                     help="--model classifier: keep the labels of N training rows (the same number per class, "
+                          "drawn with --seed) and mark the others unlabelled (-1) (default: all labels)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     _add_model_options(fit)
 
@@ -455,8 +460,9 @@ def _fit(args) -> int:
         params["image_shape"] = dataset.image_shape
     est = cls(**params)
 
+    y_fit = _fit_labels(est, dataset, args)
     t_fit = time.perf_counter()
-    est.fit(dataset.X_train)
+    est.fit(dataset.X_train) if y_fit is None else est.fit(dataset.X_train, y_fit)
     fit_seconds = time.perf_counter() - t_fit
 
     metrics = {
@@ -465,6 +471,8 @@ def _fit(args) -> int:
         "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
         "n_components": int(getattr(est, "n_components_", 0) or 0) or None,
     }
+    if y_fit is not None:
+        metrics["n_labelled"] = int(np.sum(y_fit != -1))
     if getattr(est, "loss_", None) is not None:
         metrics["loss_function"] = est.loss_
     metrics.update(report.evaluate(est, dataset))
@@ -490,9 +498,37 @@ def _fit(args) -> int:
         what = (f"test squared error per example {_num(err)} (predicting the training mean: {_num(base)})"
                 if err is not None else
                 f"training squared error per example {_num(metrics.get('train_squared_error_per_example'))}")
+        if metrics.get("test_accuracy") is not None:
+            what = f"test accuracy {metrics['test_accuracy']:.2%} with {metrics.get('n_labelled')} labels; {what}"
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
               f"wrote {_text(Path(args.out) / 'model.safetensors')}, metrics.json, report.html")
     return 0
+
+
+def _fit_labels(est, dataset, args):
+    """The targets to fit a model that learns from labels (None for the others): the data
+    set's labels, all or --labels N of them (balanced over classes, the rest -1)."""
+    if not getattr(est, "_uses_labels", False):
+        if args.labels is not None:
+            raise UserError(f"--labels applies to --model classifier, not --model {args.model}.")
+        return None
+    if dataset.y_train is None:
+        raise UserError(f"--model {args.model} needs a data set with labels; {dataset.name} has none "
+                        "(for a CSV give --label-column).")
+    y = np.asarray(dataset.y_train).astype(np.int64)
+    if args.labels is None:
+        return y
+    classes = np.unique(y)
+    if not classes.size <= args.labels <= y.size:
+        raise UserError(f"--labels must be between the number of classes ({classes.size}) and the number of "
+                        f"training rows ({y.size}); got {args.labels}.")
+    rng = np.random.default_rng(args.seed)
+    per_class = [args.labels // classes.size + (i < args.labels % classes.size) for i in range(classes.size)]
+    keep = np.concatenate([rng.choice(np.nonzero(y == c)[0], min(k, int(np.sum(y == c))), replace=False)
+                           for c, k in zip(classes, per_class)])
+    out = np.full_like(y, -1)
+    out[keep] = y[keep]
+    return out
 
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv", ".tsv")

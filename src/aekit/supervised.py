@@ -156,6 +156,13 @@ class AutoencoderClassifier(ClassifierMixin, _Supervised):
     ``pretrain='greedy'`` (stacked, layer-wise).
     """
 
+    _uses_labels = True
+    report_metrics = ("accuracy",)
+
+    @property
+    def report_sections(self):
+        return ("confusion-matrix", "reconstructions", "code-map", "filters", "loss-curves", "stage-curves")
+
     # The defaults are the recipe measured in benchmarks/semisupervised.py (MNIST, 100 labels):
     # joint training with Gaussian input noise σ = 0.5 and a consistency cost μ = 30.
     _param_defaults = parameters(*_UNSUPERVISED_GROUPS, "classes", n_components=32, hidden_layer_sizes=(256,),

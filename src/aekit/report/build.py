@@ -87,6 +87,12 @@ def evaluate(est, dataset) -> dict:
             for k in pca_ks(est.n_components_)}
     if "code-nonzero" in wanted:
         out["code_fraction_nonzero"] = _finite(np.mean(np.abs(est.transform(X_ev)) > 1e-8))
+    if "accuracy" in wanted and has_test and dataset.y_test is not None:
+        from sklearn.metrics import confusion_matrix
+
+        pred = est.predict(X_te)
+        out["test_accuracy"] = _finite(np.mean(pred == dataset.y_test))
+        out["confusion_matrix"] = confusion_matrix(dataset.y_test, pred, labels=est.classes_).tolist()
     if "code-activation" in wanted:
         out["code_mean_activation"] = _finite(np.mean(est.transform(X_ev)))
     return out
@@ -269,6 +275,20 @@ def _filters(v: _View):
         figures.image_grid_figure(W[:n], v.shape, "First-layer filters", normalize=True, ncols=10))
 
 
+def _confusion(v: _View):
+    if v.y is None:
+        return None
+    from sklearn.metrics import confusion_matrix
+
+    pred = v.est.predict(v.X)
+    names = [str(c) if v.dataset.label_names is None or not str(c).isdigit() or int(c) >= len(v.dataset.label_names)
+             else v.dataset.label_names[int(c)] for c in v.est.classes_]
+    return Section(
+        "confusion-matrix", "Confusion matrix",
+        f"Rows: true class, columns: predicted class, on the {v.which} set; accuracy {np.mean(pred == v.y):.2%}.",
+        figures.confusion_figure(confusion_matrix(v.y, pred, labels=v.est.classes_), names))
+
+
 def _samples(v: _View):
     samples = v.est.sample(40, random_state=v.seed)
     return Section(
@@ -310,7 +330,7 @@ SECTIONS = {
     "code-map": _code_map, "loadings": _loadings, "noise-variance": _noise_variance, "atoms": _atoms,
     "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
     "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
-    "stage-curves": _stage_curves, "filters": _filters,
+    "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion,
 }
 _LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
 

@@ -255,6 +255,24 @@ def loss_curves_figure(history, *, ylabel: str = "loss per example") -> bytes:
     return to_png(fig)
 
 
+def confusion_figure(matrix, names) -> bytes:
+    """A confusion matrix (rows true, columns predicted) with its counts written in."""
+    m = np.asarray(matrix)
+    fig = _new_figure(1.2 + 0.45 * len(names), 1.0 + 0.42 * len(names))
+    ax = fig.subplots()
+    ax.imshow(m, cmap="Blues")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=90)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return to_png(fig)
+
+
 def stage_curves_figure(stages: dict) -> bytes:
     """One panel per training stage (greedy layers, end to end, head, fine-tuning): its
     training loss per epoch, and the validation loss when there is one."""
