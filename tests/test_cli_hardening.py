@@ -363,7 +363,7 @@ def _blocked_on(lock: Path, pid: int) -> bool:
     """Whether process ``pid`` waits for a flock on ``lock`` (from /proc/locks)."""
     ino = os.stat(lock).st_ino
     text = Path("/proc/locks").read_text()
-    return any(f"-> FLOCK" in line and f" {pid} " in line and f":{ino} " in line for line in text.splitlines())
+    return any("-> FLOCK" in line and f" {pid} " in line and f":{ino} " in line for line in text.splitlines())
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs /proc/locks (Linux)")

@@ -23,6 +23,8 @@ import torch
 from ._validation import check_array, check_positive_int, check_random_state, finite_result
 from .base import AekitEstimator
 from .model import build_model
+from .parts.codes import DeterministicCode
+from .parts.nets import MLP
 from .pretrain import greedy_pretrain
 from .parts.losses import resolve_loss
 from .settings import parameters
@@ -172,13 +174,12 @@ class _NeuralEstimator(AekitEstimator):
     def first_layer_weights(self) -> np.ndarray | None:
         """The first layer's input weights, one row per unit (n_units, n_features), for MLP
         encoders; None for convolutional ones."""
-        layers = self.model_.encoder_layers() if hasattr(self, "model_") else None
-        if layers is None:
-            from .parts.nets import MLP
-
-            enc = getattr(self.model_, "encoder", None)
-            return enc.linears[0].weight.detach().cpu().numpy() if isinstance(enc, MLP) else None
-        return layers[0][0].weight.detach().cpu().numpy()
+        model = self.model_
+        if isinstance(model.encoder, MLP):
+            return model.encoder.linears[0].weight.detach().cpu().numpy()
+        if isinstance(model.encoder, torch.nn.Identity) and isinstance(model.code, DeterministicCode):
+            return model.code.linear.weight.detach().cpu().numpy()  # no hidden layer: the code layer
+        return None
 
     # -- save protocol ---------------------------------------------------------------------
     def _get_state(self):

@@ -62,7 +62,7 @@ def greedy_pretrain(model: AutoencoderModel, X: torch.Tensor, settings: dict, co
     n = len(linears)
     tied = isinstance(model.decoder, TiedDecoder)
     stage_cfg = dataclasses.replace(config, epochs=epochs, learning_rate=learning_rate, validation_fraction=0.0,
-                                    early_stopping=False, checkpoint_path=None, lr_schedule=config.lr_schedule)
+                                    early_stopping=False, checkpoint_path=None)
     histories = {}
     H, lo_hi = X, value_range
     for k, linear in enumerate(linears):

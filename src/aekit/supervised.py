@@ -16,6 +16,7 @@ supervised-only stages and the frozen parameters are left out of the optimiser.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -27,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from .estimators import _NeuralEstimator
 from .parts.heads import SupervisedHead
 from .settings import parameters
-from .train import TrainConfig
+from .train import TrainConfig, train
 
 _UNSUPERVISED_GROUPS = ("size", "mlp", "code", "center", "code_kind", "variational", "loss", "corruption", "l1",
                         "sparsity", "contractive", "contractive_method", "decay", "pretrain", "supervised", "semi",
@@ -85,9 +86,7 @@ class _Supervised(_NeuralEstimator):
             q.requires_grad_(not frozen or id(q) in head)
         model.recon_weight = recon_weight
         try:
-            from .train import train
-
-            return train(model, X, TrainConfig(**{**config.__dict__, "epochs": epochs}), y=y)
+            return train(model, X, dataclasses.replace(config, epochs=epochs), y=y)
         finally:
             for q in model.parameters():
                 q.requires_grad_(True)
@@ -214,7 +213,7 @@ class AutoencoderRegressor(RegressorMixin, _Supervised):
         y = np.asarray(y, dtype=np.float32)
         if y.ndim == 2 and y.shape[1] == 1:
             y = _check_y(y, n)
-        self._y_1d = y.ndim == 1
+        target_1d = y.ndim == 1
         y2 = y.reshape(n, -1) if y.ndim == 1 else y
         if y2.ndim != 2 or y2.shape[0] != n:
             raise ValueError(f"y must have {n} rows; got shape {y.shape}.")
@@ -225,7 +224,7 @@ class AutoencoderRegressor(RegressorMixin, _Supervised):
             raise ValueError("y has no labelled row (every row has NaN).")
         self.n_outputs_ = int(y2.shape[1])
         self.classes_ = None
-        self.target_1d_ = bool(self._y_1d)
+        self.target_1d_ = target_1d
         return torch.from_numpy(np.ascontiguousarray(y2)), labelled
 
     def predict(self, X) -> np.ndarray:
