@@ -253,3 +253,16 @@ def test_cli_classifier_with_few_labels(tmp_path, capsys):
     assert "--labels applies to --model classifier" in capsys.readouterr().err
     assert cli.main(["fit", "--data", "digits", "--model", "classifier", "--labels", "3", "--out",
                      str(tmp_path / "y"), "--quiet"]) == 2
+
+
+def test_first_layer_filters_are_the_encoders_input_weights(digits):
+    from aekit.report import build
+
+    X, y = digits
+    ae = aekit.Autoencoder(n_components=4, hidden_layer_sizes=(12,), epochs=1, random_state=0).fit(X)
+    assert np.array_equal(ae.first_layer_weights(), ae.model_.encoder.linears[0].weight.detach().numpy())
+    flat = aekit.Autoencoder(n_components=4, hidden_layer_sizes=(), epochs=1, random_state=0).fit(X)
+    assert flat.first_layer_weights().shape == (4, 64)
+    assert aekit.VAE(hidden_layer_sizes=(), epochs=1, random_state=0).fit(X).first_layer_weights() is None
+    data = aekit.load_dataset("digits")
+    assert "filters" in [s.id for s in build.report_sections(ae, data)]
