@@ -314,3 +314,10 @@ def test_supervised_stage_validates_on_the_heads_loss_at_its_own_learning_rate(d
     va = perm[:100].numpy()
     ce = -np.mean(np.log(clf.predict_proba(X[va])[np.arange(100), np.searchsorted(clf.classes_, y[va])]))
     assert tuned[-1]["val_loss"] == pytest.approx(2.0 * ce, rel=1e-3)
+
+
+def test_classifier_takes_tied_weights(digits):
+    """Rifai et al.'s and Vincent et al.'s one-layer autoencoders are tied (W' = Wᵀ)."""
+    X, y = digits[0][:200], digits[1][:200]
+    clf = aekit.AutoencoderClassifier(tied=True, **SMALL).fit(X, y)
+    assert clf.get_params()["tied"] is True and type(clf.model_.decoder).__name__ == "TiedDecoder"

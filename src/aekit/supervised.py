@@ -36,7 +36,7 @@ from .parts.heads import SupervisedHead
 from .settings import parameters
 from .train import TrainConfig, train
 
-_UNSUPERVISED_GROUPS = ("size", "mlp", "code", "center", "code_kind", "variational", "loss", "corruption", "l1",
+_UNSUPERVISED_GROUPS = ("size", "mlp", "tied", "code", "center", "code_kind", "variational", "loss", "corruption", "l1",
                         "sparsity", "contractive", "contractive_method", "decay", "pretrain", "supervised", "semi",
                         "train")
 
