@@ -209,10 +209,11 @@ def test_consistency_term_matches_its_formula():
 
 
 @pytest.mark.slow
-def test_mnist_100_labels_joint_beats_labels_only():
+def test_mnist_100_labels_joint_and_pretrain_beat_labels_only():
     """Semi-supervised MNIST (20,000 images, 100 labels): the default joint recipe (reconstruction,
-    cross-entropy and a consistency cost under input noise) against the same network trained on
-    the 100 labelled images alone."""
+    cross-entropy and a consistency cost under input noise) and unsupervised pretraining then
+    fine-tuning, against the same network trained on the 100 labelled images alone (measured
+    here: none 24.7 %, pretrain 21.5 %, joint 12-13 % test error on the first 5,000 test images)."""
     if not _mnist():
         pytest.skip("MNIST not found under $AEKIT_DATA")
     d = aekit.load_dataset("mnist")
@@ -223,8 +224,9 @@ def test_mnist_100_labels_joint_beats_labels_only():
     ys[keep] = y[keep]
     Xt, yt = d.X_test[:5000], d.y_test[:5000]
     err = {proc: 1 - aekit.AutoencoderClassifier(procedure=proc, epochs=10, random_state=0).fit(X, ys).score(Xt, yt)
-           for proc in ("none", "joint")}
+           for proc in ("none", "pretrain", "joint")}
     assert err["joint"] < err["none"] - 0.08, err
+    assert err["pretrain"] < err["none"] - 0.02, err
 
 
 def _mnist() -> bool:
