@@ -78,6 +78,10 @@ class AutoencoderModel(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_point(x))
 
+    def recon(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """L(x, g(z)) per example: the reconstruction term at a given code z."""
+        return self.loss(self.decoder(z), x)
+
     def encoder_layers(self):
         """(linears, activations) of f when it is an MLP with a deterministic code, else None."""
         if isinstance(self.encoder, (MLP, nn.Identity)) and isinstance(self.code, DeterministicCode):
@@ -130,7 +134,7 @@ class AutoencoderModel(nn.Module):
         w = self.weights() if weighted_only else None
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
-        out = {} if w is not None and not w["recon"] else {"recon": self.loss(self.decoder(code.z), x)}
+        out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x)}
         if penalties != "none":
             ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
             for penalty in self.penalties:
