@@ -23,7 +23,7 @@ from .parts.codes import DeterministicCode, GaussianCode
 from .parts.corruption import NoCorruption, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
-from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, WeightDecay
+from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, Shard, WeightDecay
 from .settings import SETTINGS, check, names
 
 
@@ -118,18 +118,19 @@ class AutoencoderModel(nn.Module):
 
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
-              sample: bool | None = None, eps=None) -> dict:
+              sample: bool | None = None, eps=None, shard: Shard | None = None) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
         ``penalties``: 'all', 'objective' (only those in the per-example objective, the
         VAE's KL) or 'none'. ``sample``/``eps`` choose a Gaussian code's draw of z.
+        ``shard`` (data-parallel training) tells batch-level penalties the global batch.
         """
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
         out = {"recon": self.loss(self.decoder(code.z), x)}
         if penalties != "none":
-            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
+            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard)
             for penalty in self.penalties:
                 if penalties == "all" or penalty.in_objective:
                     out[penalty.name] = penalty(ctx)
@@ -151,14 +152,22 @@ class AutoencoderModel(nn.Module):
         terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps)
         return sum(w[k] * v for k, v in terms.items())
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Loss:
-        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, shard: Shard | None = None) -> Loss:
+        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts.
+
+        With a ``shard`` (this rank's rows of a global batch, data-parallel training) each
+        term is this rank's share of the global batch's term (:class:`Shard`): the shares'
+        values and gradients, summed over ranks, are the single-process loss and gradient.
+        """
         w = self.weights()
         total = 0.0
         logged = {}
-        for name, value in self.terms(x, y).items():
+        scopes = {p.name: p.batch_statistic for p in self.penalties} if shard is not None else None
+        for name, value in self.terms(x, y, shard=shard).items():
             if value.ndim:
-                value = value.mean()
+                value = value.mean() if shard is None else value.sum() / shard.n_global
+            elif shard is not None and not scopes.get(name, False):
+                value = value / shard.world  # a parameter-only term, the same on every rank
             total = total + w[name] * value
             logged[name] = value.detach()
         logged["loss"] = total.detach()

@@ -1,0 +1,144 @@
+"""Training data larger than memory: rows read on demand from memory-mapped .npy files.
+
+    src = NpyRows("big.npy")            # or a folder of .npy shards, or np.load(p, mmap_mode="r")
+    aekit.Autoencoder(...).fit(src)     # the estimator also wraps an np.memmap by itself
+
+An :class:`NpyRows` stands for the rows of one or more .npy arrays (shards, concatenated in
+file-name order) opened with ``mmap_mode='r'``: nothing is read until rows are asked for.
+``src[idx]`` gathers rows by index the way the training loop gathers a mini-batch from an
+in-memory tensor: the indices are sorted (so each shard is read front to back, page by page),
+read with one fancy index per shard, converted to float32 and put back in the order asked
+for — the batch equals ``X[idx]`` of the same data in memory. A view (:meth:`subset`) holds
+an index map instead of copied rows, so a validation split or a rank's part costs no copy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHUNK_ROWS = 65536  # rows per read when streaming through the data (statistics, checks)
+
+
+class NpyRows:
+    """The rows of memory-mapped arrays, read on demand; indexed like a 2-D float32 tensor.
+
+    ``source``: a path to a .npy file, a folder of .npy shards (same trailing shape and
+    dtype), an ``np.memmap``, or a list of arrays. ``shape`` is the rows' full shape
+    (n, ...) — images keep theirs; batches come back flattened, (len(idx), n_features).
+    """
+
+    def __init__(self, source, *, rows: torch.Tensor | None = None, device="cpu"):
+        arrays = source if isinstance(source, (list, tuple)) else _open(source)
+        if not arrays:
+            raise ValueError(f"{source!r} holds no .npy arrays.")
+        tail = arrays[0].shape[1:]
+        for a in arrays:
+            if a.ndim < 2 or a.shape[1:] != tail:
+                raise ValueError(f"every shard must have the trailing shape {tail} (rank >= 2); one has {a.shape}.")
+            if a.dtype.kind not in "biuf":
+                raise ValueError(f"out-of-core data must be numeric; a shard has dtype {a.dtype}.")
+        self.arrays = list(arrays)
+        self.starts = np.cumsum([0] + [a.shape[0] for a in self.arrays])
+        self.rows = rows
+        self.device = torch.device(device)
+        self.n_features = int(math.prod(tail))
+        n = int(self.starts[-1]) if rows is None else int(rows.numel())
+        self.shape = (n, *tail)
+
+    # -- the tensor-like surface the training loop uses -------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def to(self, device) -> NpyRows:
+        """A source whose batches land on ``device`` (the files stay where they are)."""
+        return NpyRows(self.arrays, rows=self.rows, device=device)
+
+    def subset(self, rows: torch.Tensor) -> NpyRows:
+        """A view of some of the rows (indices into this view), without reading them."""
+        rows = torch.as_tensor(rows, dtype=torch.long).cpu()
+        return NpyRows(self.arrays, rows=rows if self.rows is None else self.rows[rows], device=self.device)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        """Rows ``key`` (a slice, or an index tensor/array) as a float32 tensor (len, n_features)."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            idx = torch.arange(start, stop, step)
+        else:
+            idx = torch.as_tensor(key, dtype=torch.long).cpu().reshape(-1)
+        if self.rows is not None:
+            idx = self.rows[idx]
+        return self._gather(idx.numpy()).to(self.device)
+
+    def _gather(self, idx: np.ndarray) -> torch.Tensor:
+        """Rows idx of the concatenated shards, read in sorted order, returned in idx's order."""
+        out = np.empty((idx.shape[0], self.n_features), dtype=np.float32)
+        if idx.shape[0] == 0:
+            return torch.from_numpy(out)
+        if idx.min() < 0 or idx.max() >= self.starts[-1]:
+            raise IndexError(f"row index out of range for {int(self.starts[-1])} rows.")
+        order = np.argsort(idx, kind="stable")
+        ordered = idx[order]
+        bounds = np.searchsorted(ordered, self.starts)
+        for j, a in enumerate(self.arrays):
+            lo, hi = bounds[j], bounds[j + 1]
+            if hi > lo:  # a sorted fancy index: the shard is read front to back
+                out[order[lo:hi]] = a[ordered[lo:hi] - self.starts[j]].reshape(hi - lo, -1)
+        return torch.from_numpy(out)
+
+    def chunks(self, size: int = CHUNK_ROWS):
+        """The rows in order, ``size`` at a time, as float32 tensors: a streaming pass."""
+        for i in range(0, self.shape[0], size):
+            yield self[i:i + size]
+
+    def __repr__(self) -> str:
+        return f"NpyRows({len(self.arrays)} array(s), shape={self.shape})"
+
+
+def _open(source) -> list:
+    if isinstance(source, np.ndarray):
+        return [source]
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise ValueError(f"{path} holds no .npy files.")
+        return [_load(f) for f in files]
+    if path.suffix != ".npy" or not path.is_file():
+        raise ValueError(f"out-of-core data must be a .npy file or a folder of .npy shards; got {str(path)!r}.")
+    return [_load(path)]
+
+
+def _load(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} could not be memory-mapped as a .npy array: {exc}") from None
+
+
+def is_out_of_core(X) -> bool:
+    """Whether fit should read X on demand: an NpyRows, or an np.memmap (np.load(mmap_mode=...))."""
+    return isinstance(X, NpyRows) or isinstance(X, np.memmap)
+
+
+def stream_stats(src: NpyRows, *, name: str = "X"):
+    """One streaming pass: (min, max, mean row as a float64 array); a ValueError naming X when a
+    value is NaN or infinite. Reads CHUNK_ROWS rows at a time: memory stays one chunk."""
+    lo, hi, total = math.inf, -math.inf, torch.zeros(src.n_features, dtype=torch.float64)
+    for chunk in src.chunks():
+        if not torch.isfinite(chunk).all():
+            raise ValueError(f"{name} contains NaN or infinity (or values beyond float32); clean or scale it first.")
+        lo, hi = min(lo, chunk.min().item()), max(hi, chunk.max().item())
+        total += chunk.sum(0, dtype=torch.float64)
+    return lo, hi, (total / src.shape[0]).numpy()
