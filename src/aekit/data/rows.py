@@ -129,7 +129,7 @@ def _load(path: Path) -> np.ndarray:
 
 def is_out_of_core(X) -> bool:
     """Whether fit should read X on demand: an NpyRows, or an np.memmap (np.load(mmap_mode=...))."""
-    return isinstance(X, NpyRows) or isinstance(X, np.memmap)
+    return isinstance(X, (NpyRows, np.memmap))
 
 
 def stream_stats(src: NpyRows, *, name: str = "X"):
