@@ -61,7 +61,8 @@ class _NeuralEstimator(AekitEstimator):
         return build_model(self.n_features_in_, **self._model_kwargs(p), image_shape=self.image_shape_,
                            value_range=self.value_range_, variational=self._variational)
 
-    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False) -> list[dict]:
+    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False,
+               callback=None) -> list[dict]:
         """Greedy layer-wise stages first when ``pretrain='greedy'``, then end-to-end training
         (the history holds every stage's records, each with its 'stage')."""
         records = []
@@ -71,7 +72,7 @@ class _NeuralEstimator(AekitEstimator):
                                      learning_rate=p.pretrain_learning_rate or p.learning_rate,
                                      data_loss=self.loss_, value_range=self.value_range_)
             records = [{**r, "stage": name} for name, (_, hist) in stages.items() for r in hist]
-        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val)
+        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val, callback=callback)
         if records:
             final = [{**r, "stage": "end to end"} for r in final]
         return records + final
@@ -106,9 +107,11 @@ class _NeuralEstimator(AekitEstimator):
         check_n_features(self, src, reset=True)
         return src, stream_stats(src)
 
-    def fit(self, X, y=None, *, X_val=None, resume: bool = False):
+    def fit(self, X, y=None, *, X_val=None, resume: bool = False, callback=None):
         """Train on the rows of X (labels y are ignored). ``X_val`` overrides the validation
-        split; ``resume=True`` continues from ``checkpoint_path`` when it exists.
+        split; ``resume=True`` continues from ``checkpoint_path`` when it exists;
+        ``callback(record)`` is called after each end-to-end epoch (e.g. an
+        :mod:`aekit.tracking` tracker; returning True stops training).
 
         X may be larger than memory: an ``np.memmap`` (``np.load(path, mmap_mode='r')``) or an
         :class:`aekit.NpyRows` (a .npy file or a folder of .npy shards) is read batch by batch
@@ -132,7 +135,7 @@ class _NeuralEstimator(AekitEstimator):
         config = TrainConfig(**{k: v for k, v in p.pick("train").items() if k != "random_state"}, seed=self._seed)
         t0 = time.perf_counter()
         data = X2 if stats is not None else torch.from_numpy(X2)
-        self.history_ = self._train(data, p, config, X_val=Xv, resume=resume)
+        self.history_ = self._train(data, p, config, X_val=Xv, resume=resume, callback=callback)
         self.training_time_ = time.perf_counter() - t0
         self.n_iter_ = sum(1 for r in self.history_ if r.get("stage", "end to end") == "end to end")
         self.model_.eval()

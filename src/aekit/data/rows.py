@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CHUNK_ROWS = 65536  # rows per read when streaming through the data (statistics, checks)
+CHUNK_BYTES = 4 * 2**20  # bytes (as float32) per read when streaming through the data
 
 
 class NpyRows:
@@ -74,6 +74,8 @@ class NpyRows:
         """Rows ``key`` (a slice, or an index tensor/array) as a float32 tensor (len, n_features)."""
         if isinstance(key, slice):
             start, stop, step = key.indices(self.shape[0])
+            if self.rows is None and step == 1:  # a run of rows: read each shard's part in place
+                return self._run(start, max(start, stop)).to(self.device)
             idx = torch.arange(start, stop, step)
         else:
             idx = torch.as_tensor(key, dtype=torch.long).cpu().reshape(-1)
@@ -97,8 +99,22 @@ class NpyRows:
                 out[order[lo:hi]] = a[ordered[lo:hi] - self.starts[j]].reshape(hi - lo, -1)
         return torch.from_numpy(out)
 
-    def chunks(self, size: int = CHUNK_ROWS):
-        """The rows in order, ``size`` at a time, as float32 tensors: a streaming pass."""
+    def _run(self, start: int, stop: int) -> torch.Tensor:
+        """Rows start..stop-1 of the concatenated shards, read as slices (no index arrays)."""
+        parts = []
+        for j, a in enumerate(self.arrays):
+            lo, hi = max(start, self.starts[j]), min(stop, self.starts[j + 1])
+            if hi > lo:
+                parts.append(np.array(a[lo - self.starts[j]:hi - self.starts[j]], dtype=np.float32)
+                             .reshape(hi - lo, -1))  # a copy: batches never alias the read-only map
+        if not parts:
+            return torch.empty(0, self.n_features)
+        return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+    def chunks(self, size: int | None = None):
+        """The rows in order, ``size`` at a time (default: CHUNK_BYTES' worth), as float32
+        tensors: a streaming pass whose memory is one chunk."""
+        size = size or max(1, CHUNK_BYTES // (4 * self.n_features))
         for i in range(0, self.shape[0], size):
             yield self[i:i + size]
 
@@ -134,11 +150,11 @@ def is_out_of_core(X) -> bool:
 
 def stream_stats(src: NpyRows, *, name: str = "X"):
     """One streaming pass: (min, max, mean row as a float64 array); a ValueError naming X when a
-    value is NaN or infinite. Reads CHUNK_ROWS rows at a time: memory stays one chunk."""
+    value is NaN or infinite. Reads CHUNK_BYTES at a time: memory stays one chunk."""
     lo, hi, total = math.inf, -math.inf, torch.zeros(src.n_features, dtype=torch.float64)
     for chunk in src.chunks():
         if not torch.isfinite(chunk).all():
             raise ValueError(f"{name} contains NaN or infinity (or values beyond float32); clean or scale it first.")
         lo, hi = min(lo, chunk.min().item()), max(hi, chunk.max().item())
-        total += chunk.sum(0, dtype=torch.float64)
+        total += chunk.sum(0).double()  # float32 within a chunk, float64 across chunks
     return lo, hi, (total / src.shape[0]).numpy()
