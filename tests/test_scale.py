@@ -187,8 +187,8 @@ def test_memory_mapped_training_equals_in_memory(tmp_path):
 
 def test_memory_mapped_training_does_not_load_the_array(tmp_path):
     """Under a data-segment limit smaller than the file, copying the array fails while fitting
-    on its memory map succeeds: the rows are read batch by batch (RLIMIT_DATA counts private
-    memory, not a read-only file mapping)."""
+    on its memory map succeeds: the rows are read batch by batch and the validation split is
+    a view (RLIMIT_DATA counts private memory, not a read-only file mapping)."""
     pytest.importorskip("resource")
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc/self/status (Linux) to read the data segment's size")
@@ -209,7 +209,7 @@ def test_memory_mapped_training_does_not_load_the_array(tmp_path):
         except MemoryError:
             print('COPY REFUSED')
         est = aekit.Autoencoder(n_components=4, hidden_layer_sizes=(16,), epochs=1, batch_size=256,
-                                verbose=False).fit(X)
+                                validation_fraction=0.1, verbose=False).fit(X)
         print('FIT', est.n_iter_)
     """)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}

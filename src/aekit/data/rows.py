@@ -158,3 +158,62 @@ def stream_stats(src: NpyRows, *, name: str = "X"):
         lo, hi = min(lo, chunk.min().item()), max(hi, chunk.max().item())
         total += chunk.sum(0).double()  # float32 within a chunk, float64 across chunks
     return lo, hi, (total / src.shape[0]).numpy()
+
+
+OUT_OF_CORE_BYTES = 2**30  # `aekit fit --data FILE.npy` reads a file larger than this on demand
+REPORT_ROWS = 10_000       # rows of an out-of-core data set held in memory for the report
+
+
+def is_npy_shards(path) -> bool:
+    """A folder whose files are .npy arrays (and nothing else but hidden files)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    files = [f for f in path.iterdir() if not f.name.startswith(".")]
+    return bool(files) and all(f.suffix == ".npy" and f.is_file() for f in files)
+
+
+def wants_out_of_core(path, mode: str = "auto") -> bool:
+    """Whether ``aekit fit --data PATH`` trains out of core: mode 'yes', or 'auto' and PATH is
+    a folder of .npy shards or a .npy file over OUT_OF_CORE_BYTES."""
+    if mode not in ("auto", "yes", "no"):
+        raise ValueError(f"out_of_core must be 'auto', 'yes' or 'no'; got {mode!r}.")
+    path = Path(path)
+    if mode == "no":
+        return False
+    if mode == "yes":
+        if not (is_npy_shards(path) or (path.suffix == ".npy" and path.is_file())):
+            raise ValueError(f"out-of-core training reads a .npy file or a folder of .npy shards; got {str(path)!r}.")
+        return True
+    return is_npy_shards(path) or (path.suffix == ".npy" and path.is_file() and path.stat().st_size > OUT_OF_CORE_BYTES)
+
+
+def split_out_of_core(path, test_fraction: float, random_state: int):
+    """(training rows, Dataset) of an out-of-core .npy file or folder of shards. The test rows
+    (test_fraction of them, at most REPORT_ROWS) and a sample of at most REPORT_ROWS training
+    rows are read into the Dataset that metrics and the report use; the training rows are a
+    view (:meth:`NpyRows.subset`) of the files, read batch by batch."""
+    from .dataset import Dataset
+
+    src = NpyRows(path)
+    n = src.shape[0]
+    rng = np.random.default_rng(random_state)
+    perm = torch.from_numpy(rng.permutation(n))
+    n_test = min(round(test_fraction * n), REPORT_ROWS)
+    if n - n_test < 1:
+        raise ValueError(f"{path}: {n} rows leave no training rows after holding out {n_test}.")
+    train, test = src.subset(perm[n_test:]), perm[:n_test]
+    sample = train[:min(len(train), REPORT_ROWS)].numpy()
+    X_test = src[test].numpy() if n_test else sample[:0]
+    image_shape = None
+    if src.ndim == 4:
+        image_shape = tuple(src.shape[1:])
+    elif src.ndim == 3:
+        image_shape = (1, *src.shape[1:])
+    lo = float(min(sample.min(), X_test.min() if n_test else sample.min()))
+    hi = float(max(sample.max(), X_test.max() if n_test else sample.max()))
+    name = Path(path).stem or Path(path).name
+    dataset = Dataset(name=name, X_train=sample, X_test=X_test, y_train=None, y_test=None, image_shape=image_shape,
+                      value_range=(lo, hi), label_names=None,
+                      source=f"{path} (out of core: {n} rows; the report uses {len(sample)} training rows)")
+    return train, dataset
