@@ -17,6 +17,10 @@
    batches of 256 rows, interleaved; medians.
 
     nice -n 5 python benchmarks/scale.py
+    nice -n 5 python benchmarks/scale.py --skip ddp,memory,onnx --base COMMIT --name scale_loop
+
+4. (--base COMMIT) the single-process loop of this tree against the loop of COMMIT (the tree
+   before the scale-out), the same 1-process job as in 1., interleaved.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ DDP_JOB = textwrap.dedent("""
     from _common import load_mnist
     from aekit.model import build_model
     from aekit.train import TrainConfig, train
-    X = torch.from_numpy(load_mnist().X_train)
+    X = torch.from_numpy(load_mnist().X_train[:{rows}])
     torch.manual_seed(0)
     model = build_model(784, n_components=32, hidden_layer_sizes=(256,), activation="sigmoid", loss="bce")
     model.init_from_data(X)
@@ -71,6 +75,7 @@ MEMORY_JOB = textwrap.dedent("""
     aekit.Autoencoder(n_components=2, hidden_layer_sizes=(4,), epochs=1, verbose=False).fit(
         np.random.rand(256, 784).astype(np.float32))  # warm every import before measuring
     base = status('VmData:')
+    anon0 = status('RssAnon:')
     limit = base + {limit_mb} * 2**20
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     peak = {{'anon': 0}}
@@ -96,6 +101,7 @@ MEMORY_JOB = textwrap.dedent("""
         'data_segment_at_start_bytes': int(base), 'limit_above_start_bytes': {limit_mb} * 2**20,
         'load_whole_file_under_limit': whole, 'fit_seconds_incl_streaming_checks': seconds,
         'epoch_seconds': est.history_[-1]['time'], 'peak_rss_anon_bytes': peak['anon'],
+        'rss_anon_after_start_bytes': anon0,
         'peak_rss_bytes_incl_mapped_file_pages': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         'final_loss': est.history_[-1]['loss']}}))
 """)
@@ -132,9 +138,9 @@ def _env() -> dict:
             "TORCH_CPP_LOG_LEVEL": "ERROR"}
 
 
-def data_parallel(repeats: int, epochs: int, tmp: Path) -> dict:
+def data_parallel(repeats: int, epochs: int, rows: int, tmp: Path) -> dict:
     script = tmp / "ddp_job.py"
-    script.write_text(DDP_JOB.format(bench=str(ROOT / "benchmarks"), epochs=epochs))
+    script.write_text(DDP_JOB.format(bench=str(ROOT / "benchmarks"), epochs=epochs, rows=rows))
     runs = {"1": [], "2": []}
     for _ in range(repeats):
         for n in ("1", "2"):
@@ -155,6 +161,29 @@ def data_parallel(repeats: int, epochs: int, tmp: Path) -> dict:
         "weights_agree": abs(runs["1"][0]["weight_sum"] - runs["2"][0]["weight_sum"])
         <= 1e-3 * abs(runs["1"][0]["weight_sum"]),
     }
+
+
+def loop_overhead(repeats: int, epochs: int, rows: int, tmp: Path, base: str) -> dict:
+    """The single-process loop of this tree against the same job on the loop before the
+    scale-out (git commit ``base``, exported to tmp), interleaved: does data-parallel and
+    out-of-core support cost one process anything?"""
+    base_dir = tmp / "base"
+    base_dir.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", base, "src"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base_dir)], input=archive, check=True)
+    script = tmp / "loop_job.py"
+    script.write_text(DDP_JOB.format(bench=str(ROOT / "benchmarks"), epochs=epochs, rows=rows))
+    runs = {"this_tree": [], "base": []}
+    for _ in range(repeats):
+        for name, src in (("this_tree", ROOT / "src"), ("base", base_dir / "src")):
+            env = {**_env(), "PYTHONPATH": str(src)}
+            runs[name].append(_result(subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                                     env=env, check=False, timeout=900)))
+            print(f"  {name}: {runs[name][-1]['rows'] / runs[name][-1]['seconds']:.0f} rows/s", flush=True)
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    return {"base_commit": base, "runs": runs, "median_epoch_seconds": med,
+            "this_tree_over_base": med["this_tree"] / med["base"],
+            "same_weights": runs["this_tree"][0]["weight_sum"] == runs["base"][0]["weight_sum"]}
 
 
 def out_of_core(tmp: Path, rows: int, speed_rows: int, repeats: int) -> dict:
@@ -225,9 +254,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--ddp-rows", type=int, default=60_000)
     ap.add_argument("--file-rows", type=int, default=FILE_ROWS)
     ap.add_argument("--speed-rows", type=int, default=100_000)
     ap.add_argument("--onnx-rounds", type=int, default=39)
+    ap.add_argument("--name", default="scale", help="results/NAME.json")
+    ap.add_argument("--base", default=None, help="also time the 1-process loop against this commit's (loop part)")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: ddp,memory,onnx")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -240,7 +272,10 @@ def main():
         tmp = Path(tmp)
         if "ddp" not in skip:
             print("data-parallel throughput", flush=True)
-            result["data_parallel"] = data_parallel(args.repeats, args.epochs, tmp)
+            result["data_parallel"] = data_parallel(args.repeats, args.epochs, args.ddp_rows, tmp)
+        if args.base:
+            print("single-process loop against the base commit", flush=True)
+            result["loop_overhead"] = loop_overhead(args.repeats, args.epochs, args.ddp_rows, tmp, args.base)
         if "memory" not in skip:
             print("out-of-core", flush=True)
             result["out_of_core"] = out_of_core(tmp, args.file_rows, args.speed_rows, args.repeats)
@@ -249,7 +284,8 @@ def main():
             result["onnx"] = onnx_speed(tmp, args.onnx_rounds)
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["total_seconds"] = time.perf_counter() - t_start
-    write_result("scale", result)
+    result["arguments"] = vars(args)
+    write_result(args.name, result)
 
 
 if __name__ == "__main__":

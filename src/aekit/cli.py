@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", formatter_class=_Formatter, help="train a model; write the model, metrics.json and report.html",
         description="Train a model on a data set and write DIR/model.safetensors, DIR/metrics.json "
                     "(test reconstruction error, per-epoch history, wall time) and a self-contained "
-                    "DIR/report.html.",
+                    "DIR/report.html. Launched as 'torchrun --nproc-per-node N -m aekit fit ...' (add "
+                    "torchrun's --nnodes/--rdzv-* flags for several machines) it trains data-parallel with "
+                    "--batch-size as the global batch; rank 0 alone writes the files.",
         epilog="models: " + ", ".join(f"{k} ({v[1]})" for k, v in MODELS.items()))
     fit.add_argument("--data", default="digits", metavar="NAME_OR_PATH",
                      help="a data set name (see 'aekit datasets') or a .npy/.npz/.csv/.tsv file or a folder of "
