@@ -297,3 +297,24 @@ def test_tensorboard_writes_event_files(tmp_path):
     events = EventAccumulator(str(tmp_path / "tb")).Reload()
     assert [s.step for s in events.Scalars("train/loss")] == [1, 2]
     assert events.Scalars("final/mse")[0].value == pytest.approx(0.5)
+
+
+# -- command line -----------------------------------------------------------------------------
+def test_cli_fits_out_of_core_tracks_and_exports(tmp_path):
+    pytest.importorskip("onnx", reason="onnx not installed")
+    pytest.importorskip("tensorboard", reason="tensorboard not installed")
+    from aekit.cli import main
+
+    np.save(tmp_path / "rows.npy", np.random.RandomState(8).rand(500, 16).astype(np.float32))
+    run, tb, served = tmp_path / "run", tmp_path / "tb", tmp_path / "served"
+    assert main(["fit", "--data", str(tmp_path / "rows.npy"), "--out-of-core", "yes", "--out", str(run),
+                 "--epochs", "2", "--quiet", "--track", "tensorboard", "--track-dir", str(tb)]) == 0
+    import json
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_train"] == 400 and "out of core" in metrics["data_source"]
+    assert list((tb / "run").glob("events.out.tfevents.*"))
+    assert main(["export", "--model", str(run), "--format", "onnx", "--out", str(served),
+                 "--exporter", "torchscript"]) == 0
+    assert sorted(p.name for p in served.iterdir()) == ["decoder.onnx", "encoder.onnx"]
+    assert main(["fit", "--data", "digits", "--out-of-core", "yes", "--out", str(tmp_path / "bad")]) == 2
