@@ -193,14 +193,14 @@ def test_memory_mapped_training_does_not_load_the_array(tmp_path):
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc/self/status (Linux) to read the data segment's size")
     path = tmp_path / "big.npy"
-    np.save(path, np.random.RandomState(0).rand(80_000, 100).astype(np.float32))  # 32 MB
+    np.save(path, np.random.RandomState(0).rand(120_000, 100).astype(np.float32))  # 48 MB
     script = textwrap.dedent(f"""
         import resource, numpy as np, torch, aekit
         torch.set_num_threads(1)
         warm = np.random.rand(64, 100).astype(np.float32)
         aekit.Autoencoder(n_components=2, hidden_layer_sizes=(4,), epochs=1, verbose=False).fit(warm)
         vmdata = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmData')][0].split()[1]) * 1024
-        limit = vmdata() + 16 * 2**20
+        limit = vmdata() + 32 * 2**20  # less than the file and than its training rows (43 MB)
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         X = np.load({str(path)!r}, mmap_mode='r')
         try:
