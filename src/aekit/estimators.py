@@ -115,7 +115,9 @@ class _NeuralEstimator(AekitEstimator):
 
         X may be larger than memory: an ``np.memmap`` (``np.load(path, mmap_mode='r')``) or an
         :class:`aekit.NpyRows` (a .npy file or a folder of .npy shards) is read batch by batch
-        (:mod:`aekit.data.rows`), never copied whole; the model equals in-memory training's."""
+        (:mod:`aekit.data.rows`), never copied whole. Training sees the batches of in-memory
+        training in the same order; the data mean that starts the output bias is summed in
+        float64 chunks instead of one float32 mean, so the models agree up to that rounding."""
         p = self._checked_params()
         self._check_combination(p)
         stats = None
