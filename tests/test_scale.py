@@ -318,3 +318,21 @@ def test_cli_fits_out_of_core_tracks_and_exports(tmp_path):
                  "--exporter", "torchscript"]) == 0
     assert sorted(p.name for p in served.iterdir()) == ["decoder.onnx", "encoder.onnx"]
     assert main(["fit", "--data", "digits", "--out-of-core", "yes", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_mlflow_logs_every_epoch_and_the_final_metrics(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="mlflow not installed (pip install 'aekit[mlflow]'); not in the test extra")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 wants a database; a folder suffices here
+    uri = (tmp_path / "mlruns").as_uri()
+    tracker = aekit.tracking.MLflowCallback(experiment="scale", tracking_uri=uri)
+    X = np.random.RandomState(9).rand(40, 6).astype(np.float32)
+    aekit.Autoencoder(n_components=2, hidden_layer_sizes=(4,), epochs=3, random_state=0).fit(X, callback=tracker)
+    tracker.log_params({"epochs": 3, "hidden_layer_sizes": (4,)})
+    tracker.log_metrics({"mse": 0.25, "name": "not a number"})
+    run_id = tracker.run.info.run_id
+    tracker.close()
+    client = mlflow.tracking.MlflowClient(uri)
+    assert [m.step for m in client.get_metric_history(run_id, "recon")] == [1, 2, 3]
+    run = client.get_run(run_id)
+    assert run.data.metrics["final_mse"] == 0.25 and "final_name" not in run.data.metrics
+    assert run.data.params["hidden_layer_sizes"] == "(4,)"
