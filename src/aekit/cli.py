@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", formatter_class=_Formatter, help="train a model; write the model, metrics.json and report.html",
         description="Train a model on a data set and write DIR/model.safetensors, DIR/metrics.json "
                     "(test reconstruction error, per-epoch history, wall time) and a self-contained "
-                    "DIR/report.html.",
+                    "DIR/report.html. Launched as 'torchrun --nproc-per-node N -m aekit fit ...' (add "
+                    "torchrun's --nnodes/--rdzv-* flags for several machines) it trains data-parallel with "
+                    "--batch-size as the global batch; rank 0 alone writes the files.",
         epilog="models: " + ", ".join(f"{k} ({v[1]})" for k, v in MODELS.items()))
     fit.add_argument("--data", default="digits", metavar="NAME_OR_PATH",
                      help="a data set name (see 'aekit datasets') or a .npy/.npz/.csv/.tsv file or a folder of "
@@ -164,6 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--model classifier: keep the labels of N training rows (the same number per class, "
                           "drawn with --seed) and mark the others unlabelled (-1) (default: all labels)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    fit.add_argument("--out-of-core", default="auto", choices=("auto", "yes", "no"),
+                     help="read a .npy --data file (or a folder of .npy shards) batch by batch from a memory map "
+                          "instead of loading it: 'auto' does so for folders of .npy shards and files over 1 GiB "
+                          "(default: auto)")
+    fit.add_argument("--track", default=None, choices=("mlflow", "tensorboard"),
+                     help="log every epoch's loss terms and the final metrics to MLflow (to $MLFLOW_TRACKING_URI "
+                          "or ./mlruns) or TensorBoard event files (in --track-dir); needs aekit[mlflow] or "
+                          "aekit[tensorboard] (default: none)")
+    fit.add_argument("--track-dir", default=None, metavar="DIR",
+                     help="--track tensorboard: the log folder (default: tensorboard/ beside --out, one "
+                          "subfolder per run); --track mlflow: the tracking URI (default: MLflow's own)")
     _add_model_options(fit)
 
     for verb, what in (("encode", "codes h = f(x)"), ("reconstruct", "reconstructions x̂ = g(f(x))")):
@@ -177,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the result: .npy or .csv, chosen by the extension")
         p.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads for torch (default: torch's choice)")
+
+    ex = sub.add_parser("export", formatter_class=_Formatter, help="export a fitted model's encoder and decoder to ONNX",
+                        description="Write OUT/encoder.onnx (x -> code; a VAE's mean and logvar) and OUT/decoder.onnx "
+                                    "(code -> reconstruction), float32 with a dynamic batch size, for onnxruntime. "
+                                    "Needs aekit[onnx].")
+    ex.add_argument("--model", required=True, metavar="PATH",
+                    help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+    ex.add_argument("--format", default="onnx", choices=("onnx",), help="the format (default: onnx)")
+    ex.add_argument("--out", required=True, metavar="DIR", help="the folder to write encoder.onnx and decoder.onnx to")
+    ex.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"),
+                    help="PyTorch's ONNX exporter: dynamo (torch.export, the supported one) or torchscript (the "
+                         "legacy tracer, faster) (default: dynamo)")
 
     ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
                         description="List the named data sets, their sizes and the folder where each is cached.")
@@ -448,11 +473,25 @@ def _fit(args) -> int:
     from . import io as aekit_io
     from . import report
     from .data import load_dataset
+    from .data.rows import split_out_of_core, wants_out_of_core
+    from .train import launched_ranks
 
-    dataset = load_dataset(args.data, data_dir=args.data_dir, test_fraction=args.test_fraction,
-                           random_state=args.seed, label_column=args.label_column)
+    launched = launched_ranks()  # under torchrun: every rank trains, rank 0 alone writes
+    rank = launched[0] if launched else 0
+    if rank:
+        args.quiet = True
+        params["verbose"] = False
+    source = None  # out-of-core training rows
+    if (args.out_of_core == "yes" or (args.out_of_core == "auto" and Path(args.data).exists())) \
+            and wants_out_of_core(args.data, args.out_of_core):
+        source, dataset = split_out_of_core(args.data, args.test_fraction, args.seed)
+    if source is None:
+        dataset = load_dataset(args.data, data_dir=args.data_dir, test_fraction=args.test_fraction,
+                               random_state=args.seed, label_column=args.label_column)
     dataset.name, dataset.source = _text(dataset.name), _text(dataset.source)  # a non-UTF-8 file name
     n_train, d = dataset.X_train.shape
+    if source is not None:
+        n_train = len(source)
     _set_threads(args.threads if args.threads is not None else (1 if n_train * d <= SMALL_PROBLEM else None))
     if "n_components" not in given and params.get("n_components") is not None:
         params["n_components"] = min(params["n_components"], n_train, d)  # the CLI's default fits the data
@@ -461,9 +500,21 @@ def _fit(args) -> int:
     est = cls(**params)
 
     y_fit = _fit_labels(est, dataset, args)
+    if source is not None and y_fit is not None:
+        raise UserError(f"--model {args.model} learns from labels; out-of-core data (a .npy file read from disk) "
+                        "have none. Use --out-of-core no.")
+    tracker = _tracker(args, out) if rank == 0 else None
+    fit_kwargs = {} if tracker is None else {"callback": tracker}
+    if tracker is not None and y_fit is not None:
+        raise UserError(f"--track applies to the autoencoders, not --model {args.model}.")
     t_fit = time.perf_counter()
-    est.fit(dataset.X_train) if y_fit is None else est.fit(dataset.X_train, y_fit)
+    train_rows = dataset.X_train if source is None else source
+    est.fit(train_rows, **fit_kwargs) if y_fit is None else est.fit(train_rows, y_fit)
     fit_seconds = time.perf_counter() - t_fit
+    if launched and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # training's collectives are over
+    if rank:
+        return 0
 
     metrics = {
         "model": args.model, "estimator": type(est).__name__, "data": dataset.name, "data_source": dataset.source,
@@ -492,6 +543,10 @@ def _fit(args) -> int:
                                  "python": sys.version.split()[0]})
         aekit_io.atomic_write_text(run_dir / "metrics.json",
                                    json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    if tracker is not None:
+        tracker.log_params(_jsonable(settings))
+        tracker.log_metrics({k: v for k, v in metrics.items() if k not in ("history", "settings", "versions")})
+        tracker.close()
     if not args.quiet:
         err = metrics.get("test_squared_error_per_example")
         base = metrics.get("baseline_test_squared_error_per_example")
@@ -503,6 +558,21 @@ def _fit(args) -> int:
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
               f"wrote {_text(Path(args.out) / 'model.safetensors')}, metrics.json, report.html")
     return 0
+
+
+def _tracker(args, out: Path):
+    """The --track tracker, or None."""
+    if args.track is None:
+        return None
+    from .tracking import TRACKERS
+
+    try:
+        if args.track == "tensorboard":
+            log_dir = Path(args.track_dir) if args.track_dir else out.parent / "tensorboard"
+            return TRACKERS["tensorboard"](log_dir / out.name)
+        return TRACKERS["mlflow"](run_name=out.name, tracking_uri=args.track_dir)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _fit_labels(est, dataset, args):
@@ -598,6 +668,22 @@ def _apply(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx
+    from .io import load
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    est = load(model_path)
+    try:
+        paths = export_onnx(est, args.out, exporter=args.exporter)
+    except (ImportError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"aekit: wrote {_text(paths['encoder'])} and {_text(paths['decoder'])}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import available_datasets, data_home
 
@@ -639,7 +725,8 @@ def main(argv=None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "datasets": cmd_datasets}[args.verb]
+    handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "export": cmd_export,
+               "datasets": cmd_datasets}[args.verb]
     try:
         return handler(args)
     except KeyboardInterrupt:

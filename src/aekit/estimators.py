@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validation import check_array, check_positive_int, check_random_state, finite_result
+from ._validation import check_array, check_n_features, check_positive_int, check_random_state, finite_result
 from .base import AekitEstimator
+from .data.rows import NpyRows, is_out_of_core, stream_stats
 from .model import build_model
 from .parts.codes import DeterministicCode
 from .parts.nets import MLP
@@ -60,7 +61,8 @@ class _NeuralEstimator(AekitEstimator):
         return build_model(self.n_features_in_, **self._model_kwargs(p), image_shape=self.image_shape_,
                            value_range=self.value_range_, variational=self._variational)
 
-    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False) -> list[dict]:
+    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False,
+               callback=None) -> list[dict]:
         """Greedy layer-wise stages first when ``pretrain='greedy'``, then end-to-end training
         (the history holds every stage's records, each with its 'stage')."""
         records = []
@@ -70,15 +72,17 @@ class _NeuralEstimator(AekitEstimator):
                                      learning_rate=p.pretrain_learning_rate or p.learning_rate,
                                      data_loss=self.loss_, value_range=self.value_range_)
             records = [{**r, "stage": name} for name, (_, hist) in stages.items() for r in hist]
-        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val)
+        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val, callback=callback)
         if records:
             final = [{**r, "stage": "end to end"} for r in final]
         return records + final
 
-    def _fit_setup(self, X2: np.ndarray, p) -> None:
+    def _fit_setup(self, X2: np.ndarray, p, *, stats=None) -> None:
         """What every fit does before training: the data's range and loss, the model built
-        (seeded) and started at the data's mean."""
-        self.value_range_ = (float(X2.min()), float(X2.max()))
+        (seeded) and started at the data's mean. ``stats`` = (min, max, mean row) of
+        out-of-core data, measured by one streaming pass, stands in for X2."""
+        lo, hi = (float(X2.min()), float(X2.max())) if stats is None else stats[:2]
+        self.value_range_ = (lo, hi)
         self.loss_ = resolve_loss(p.loss, self.value_range_)
         if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
             raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
@@ -87,17 +91,43 @@ class _NeuralEstimator(AekitEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)
             self.model_ = self._build(p)
-        self.model_.init_from_data(torch.from_numpy(X2))
+        mean_row = torch.from_numpy(np.asarray(stats[2], dtype=np.float32)[None]) if stats is not None else None
+        self.model_.init_from_data(torch.from_numpy(X2) if stats is None else mean_row)
 
-    def fit(self, X, y=None, *, X_val=None, resume: bool = False):
+    def _out_of_core_input(self, X, p):
+        """An np.memmap or NpyRows, checked by one streaming pass (never loaded whole):
+        (rows source, (min, max, mean row))."""
+        src = X if isinstance(X, NpyRows) else NpyRows(X)
+        if src.ndim > 2 and not self._image_input:
+            raise ValueError(f"X must be an array of rank 2 (n_samples, n_features); got shape {src.shape}.")
+        if src.shape[0] == 0 or src.n_features == 0:
+            raise ValueError(f"X is empty (shape={src.shape}).")
+        if p.values.get("pretrain") == "greedy":
+            raise ValueError("pretrain='greedy' needs the data in memory; out-of-core data train end to end only.")
+        check_n_features(self, src, reset=True)
+        return src, stream_stats(src)
+
+    def fit(self, X, y=None, *, X_val=None, resume: bool = False, callback=None):
         """Train on the rows of X (labels y are ignored). ``X_val`` overrides the validation
-        split; ``resume=True`` continues from ``checkpoint_path`` when it exists."""
+        split; ``resume=True`` continues from ``checkpoint_path`` when it exists;
+        ``callback(record)`` is called after each end-to-end epoch (e.g. an
+        :mod:`aekit.tracking` tracker; returning True stops training).
+
+        X may be larger than memory: an ``np.memmap`` (``np.load(path, mmap_mode='r')``) or an
+        :class:`aekit.NpyRows` (a .npy file or a folder of .npy shards) is read batch by batch
+        (:mod:`aekit.data.rows`), never copied whole. Training sees the batches of in-memory
+        training in the same order; the data mean that starts the output bias is summed in
+        float64 chunks instead of one float32 mean, so the models agree up to that rounding."""
         p = self._checked_params()
         self._check_combination(p)
-        X = self._validate_fit_input(X, allow_image=self._image_input)
+        stats = None
+        if is_out_of_core(X):
+            X, stats = self._out_of_core_input(X, p)
+        else:
+            X = self._validate_fit_input(X, allow_image=self._image_input)
         self._prepare_shape(X, p)
-        X2 = X.reshape(X.shape[0], -1)
-        self._fit_setup(X2, p)
+        X2 = X if stats is not None else X.reshape(X.shape[0], -1)
+        self._fit_setup(X2, p, stats=stats)
         Xv = None
         if X_val is not None:
             Xv = check_array(X_val, name="X_val", allow_image=self._image_input)
@@ -106,7 +136,8 @@ class _NeuralEstimator(AekitEstimator):
             Xv = torch.from_numpy(Xv.reshape(Xv.shape[0], -1))
         config = TrainConfig(**{k: v for k, v in p.pick("train").items() if k != "random_state"}, seed=self._seed)
         t0 = time.perf_counter()
-        self.history_ = self._train(torch.from_numpy(X2), p, config, X_val=Xv, resume=resume)
+        data = X2 if stats is not None else torch.from_numpy(X2)
+        self.history_ = self._train(data, p, config, X_val=Xv, resume=resume, callback=callback)
         self.training_time_ = time.perf_counter() - t0
         self.n_iter_ = sum(1 for r in self.history_ if r.get("stage", "end to end") == "end to end")
         self.model_.eval()

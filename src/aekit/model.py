@@ -23,7 +23,7 @@ from .parts.codes import DeterministicCode, GaussianCode
 from .parts.corruption import NoCorruption, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
-from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, WeightDecay
+from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, Shard, WeightDecay
 from .settings import SETTINGS, check, names
 
 
@@ -122,7 +122,8 @@ class AutoencoderModel(nn.Module):
 
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
-              sample: bool | None = None, eps=None, weighted_only: bool = False) -> dict:
+              sample: bool | None = None, eps=None, weighted_only: bool = False,
+              shard: Shard | None = None) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
@@ -130,13 +131,14 @@ class AutoencoderModel(nn.Module):
         VAE's KL) or 'none'. ``sample``/``eps`` choose a Gaussian code's draw of z.
         ``weighted_only`` leaves out the terms whose weight is 0 (the loss and the objective
         need not compute them: a supervised stage never runs the decoder).
+        ``shard`` (data-parallel training) tells batch-level penalties the global batch.
         """
         w = self.weights() if weighted_only else None
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
         out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x)}
         if penalties != "none":
-            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
+            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard)
             for penalty in self.penalties:
                 if (penalties == "all" or penalty.in_objective) and (w is None or w[penalty.name]):
                     out[penalty.name] = penalty(ctx)
@@ -160,14 +162,22 @@ class AutoencoderModel(nn.Module):
         terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps, weighted_only=True)
         return sum((w[k] * v for k, v in terms.items()), x.new_zeros(x.shape[0]))   # (n,)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Loss:
-        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, shard: Shard | None = None) -> Loss:
+        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts.
+
+        With a ``shard`` (this rank's rows of a global batch, data-parallel training) each
+        term is this rank's share of the global batch's term (:class:`Shard`): the shares'
+        values and gradients, summed over ranks, are the single-process loss and gradient.
+        """
         w = self.weights()
         total = 0.0
         logged = {}
-        for name, value in self.terms(x, y, weighted_only=True).items():
+        scopes = {p.name: p.batch_statistic for p in self.penalties} if shard is not None else None
+        for name, value in self.terms(x, y, weighted_only=True, shard=shard).items():
             if value.ndim:
-                value = value.mean()
+                value = value.mean() if shard is None else value.sum() / shard.n_global
+            elif shard is not None and not scopes.get(name, False):
+                value = value / shard.world  # a parameter-only term, the same on every rank
             total = total + w[name] * value
             logged[name] = value.detach()
         logged["loss"] = total.detach()
