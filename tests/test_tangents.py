@@ -13,6 +13,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy.linalg import subspace_angles
 
 from aekit import PCA, VAE, Autoencoder, ContractiveAutoencoder, ConvAutoencoder
 from aekit.apps.tangents import (
@@ -157,3 +158,98 @@ def test_shape_manifold_tangents_match_central_differences():
     np.testing.assert_allclose(T2, shape_tangents(P))
     # the glyph has no rotational symmetry: a quarter turn changes the image
     assert np.abs(render_shape([0, 0, np.pi / 2]) - render_shape([0, 0, 0])).max() > 0.5
+
+
+# -- the course material's comparison, on the synthetic manifold --------------------------------
+def _mean_angle(A, B):
+    """Mean over points of the mean principal angle (degrees) between span(A[i]) and span(B[i])."""
+    return float(np.mean([np.degrees(subspace_angles(a.reshape(len(a), -1).T, b.reshape(len(b), -1).T)).mean()
+                          for a, b in zip(A, B)]))
+
+
+@pytest.fixture(scope="module")
+def scarce():
+    """100 training images of the manifold, 40 fresh test points with their true tangents, and
+    the same one-layer sigmoid network trained with and without the contractive penalty."""
+    X, _ = make_shape_manifold(100, random_state=0)
+    Xt, _, Tt = make_shape_manifold(40, random_state=1, return_tangents=True)
+    kw = {"n_components": 16, "hidden_layer_sizes": (), "code_activation": "sigmoid", "loss": "bce", "epochs": 200,
+              "batch_size": 32, "learning_rate": 1e-2, "validation_fraction": 0.0, "random_state": 0}
+    angles = {}
+    for name, lam in (("cae", 1.0), ("ae", 0.0)):
+        est = Autoencoder(contractive=lam, **kw).fit(X.reshape(100, -1))
+        angles[name] = _mean_angle(tangents(est, Xt, 3)[0], Tt)
+    angles["local_pca"] = _mean_angle(local_pca_tangents(X, Xt, 3, 10)[0], Tt)
+    return X, Xt, Tt, angles
+
+
+def test_contractive_penalty_turns_the_jacobian_toward_the_manifold(scarce):
+    """With 100 training images the CAE's top-3 Jacobian directions are closer to the true
+    tangents than those of the same network trained without the penalty (measured ≈ 70° vs
+    ≈ 83°; unrelated 3-D subspaces of ℝ⁷⁸⁴ are ≈ 88° apart)."""
+    *_, angles = scarce
+    assert angles["cae"] < angles["ae"] - 6.0, angles
+
+
+def test_local_pca_tangents_converge_with_more_data(scarce):
+    """Local PCA with 10 neighbours among 3000 images is much closer to the truth than among 100."""
+    _, Xt, Tt, angles = scarce
+    X_many, _ = make_shape_manifold(3000, random_state=2)
+    many = _mean_angle(local_pca_tangents(X_many, Xt, 3, 10)[0], Tt)
+    assert many < angles["local_pca"] - 10.0 and many < 25.0, (many, angles)
+
+
+@pytest.mark.xfail(strict=True, reason="not reproduced: on this manifold with 100 training images local PCA "
+                   "(≈ 40°) is closer to the true tangents than the CAE (≈ 70°); see BENCHMARKS.md 'tangents'")
+def test_cae_tangents_beat_local_pca_when_data_are_scarce(scarce):
+    """The course material's claim (Rifai et al. 2011): with scarce data the CAE's tangents are
+    closer to the manifold's than local PCA's. Measured here, it does not hold (strict xfail:
+    when a change makes it hold, this test reports XPASS as a failure, to be updated)."""
+    *_, angles = scarce
+    assert angles["cae"] < angles["local_pca"], angles
+
+
+# -- CLI and report --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cae_run(tmp_path_factory):
+    from aekit import cli
+
+    out = tmp_path_factory.mktemp("cae")
+    assert cli.main(["fit", "--data", "digits", "--model", "cae", "--epochs", "3", "--code", "8", "--hidden", "32",
+                     "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_contractive_report_shows_tangents_next_to_local_pca(cae_run):
+    html = (cae_run / "report.html").read_text()
+    assert "Tangents of the data manifold" in html and "local PCA" in html
+    # the estimator names the section only when it has a contractive penalty
+    assert "tangents" in ContractiveAutoencoder().report_sections
+    assert "tangents" not in Autoencoder().report_sections
+    assert "tangents" in ConvAutoencoder(contractive=0.1).report_sections
+
+
+def test_cli_tangents_writes_npy_and_png(cae_run, tmp_path, capsys):
+    from aekit import cli, load
+    from aekit.data import load_dataset
+
+    ds = load_dataset("digits", test_fraction=0.2, random_state=0)
+    np.save(tmp_path / "x.npy", ds.X_test[:4])
+    np.save(tmp_path / "train.npy", ds.X_train)
+    out = tmp_path / "t"
+    assert cli.main(["tangents", "--model", str(cae_run), "--input", str(tmp_path / "x.npy"), "--k", "2",
+                     "--out", str(out), "--local-pca", str(tmp_path / "train.npy"), "--neighbors", "12"]) == 0
+    T = np.load(out / "tangents.npy")
+    assert T.shape == (4, 2, 1, 8, 8)               # the run's image shape, from its metrics.json
+    T_ref, s_ref = tangents(load(cae_run), ds.X_test[:4], 2)
+    np.testing.assert_allclose(T.reshape(4, 2, -1), T_ref, atol=1e-6)
+    np.testing.assert_allclose(np.load(out / "singular_values.npy"), s_ref, rtol=1e-6)
+    L_ref, _ = local_pca_tangents(ds.X_train, ds.X_test[:4], 2, 12)
+    np.testing.assert_allclose(np.load(out / "local_pca_tangents.npy").reshape(4, 2, -1), L_ref, atol=1e-6)
+    assert (out / "tangents.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "tangents.png" in capsys.readouterr().out
+    # bad input: one line, status 2
+    status = cli.main(["tangents", "--model", str(cae_run), "--input", str(tmp_path / "x.npy"), "--k", "50",
+                       "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("aekit: error: k=50 exceeds") and err.count("\n") == 1
