@@ -3,6 +3,7 @@
     aekit fit --data digits --model ae --out runs/digits
     aekit encode --model runs/digits --input X.npy --output codes.npy
     aekit reconstruct --model runs/digits --input X.csv --output X_hat.csv
+    aekit tangents --model runs/digits --input X.npy --k 3 --out tangents/
     aekit datasets
 
 The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
@@ -202,6 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"),
                     help="PyTorch's ONNX exporter: dynamo (torch.export, the supported one) or torchscript (the "
                          "legacy tracer, faster) (default: dynamo)")
+    tg = sub.add_parser(
+        "tangents", formatter_class=_Formatter,
+        help="write the manifold tangents the encoder reads at each input row (PNG grid + .npy)",
+        description="Load a fitted neural autoencoder and write, for every row of the input file, the top-k right "
+                    "singular vectors of the encoder's Jacobian ∂h/∂x (the input directions the code is most "
+                    "sensitive to: for a contractive autoencoder, the tangents of the data manifold). Writes "
+                    "DIR/tangents.npy (n, k, C, H, W) for image models, else (n, k, d); DIR/singular_values.npy "
+                    "(n, k); DIR/tangents.png (the first rows and their tangents). With --local-pca FILE also "
+                    "local PCA's tangents from the rows of FILE (DIR/local_pca_tangents.npy, beside the encoder's "
+                    "in the PNG).")
+    tg.add_argument("--model", required=True, metavar="PATH",
+                    help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+    tg.add_argument("--input", required=True, metavar="FILE",
+                    help="the points: .npy, .npz, .csv or .tsv, one flattened row per point")
+    tg.add_argument("--k", type=int, default=3, metavar="K", help="tangents per point (default: 3)")
+    tg.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; the files named "
+                    "above are replaced)")
+    tg.add_argument("--local-pca", default=None, metavar="FILE",
+                    help="training rows (.npy, .npz, .csv, .tsv) for local PCA's tangents, for comparison")
+    tg.add_argument("--neighbors", type=int, default=10, metavar="N",
+                    help="--local-pca: neighbours of each point whose principal directions are taken (default: 10)")
+    tg.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads for torch (default: torch's choice)")
 
     ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
                         description="List the named data sets, their sizes and the folder where each is cached.")
@@ -684,6 +708,86 @@ def cmd_export(args) -> int:
     return 0
 
 
+TANGENT_FIGURE_ROWS = 10  # points drawn in tangents.png
+
+
+def cmd_tangents(args) -> int:
+    _check_threads(args.threads)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _set_threads(args.threads)
+        return _tangents(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_image_shape(est, model_path: Path):
+    """The image shape (C, H, W) of the model's rows: the estimator's own, else the one its
+    run folder's metrics.json records, else None (rows are drawn as line plots)."""
+    shape = getattr(est, "image_shape_", None)
+    if shape:
+        return tuple(int(v) for v in shape)
+    metrics = model_path / "metrics.json" if model_path.is_dir() else model_path.parent / "metrics.json"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        shape = json.loads(metrics.read_text()).get("image_shape")
+        if shape and math.prod(shape) == est.n_features_in_:
+            return tuple(int(v) for v in shape)
+    return None
+
+
+def _tangents(args) -> int:
+    from ._files import atomic_write
+    from .apps.tangents import local_pca_tangents, tangents
+    from .io import load
+    from .report.figures import tangents_figure
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {_text(args.out)} exists and is not a folder.")
+    est = load(model_path)
+    if not hasattr(est, "model_"):
+        raise UserError(f"--model {model_path}: a {type(est).__name__} has no encoder Jacobian; tangents need a neural "
+                        "autoencoder (ae, dae, sae, cae, vae, conv, linear).")
+    X = read_rows(args.input)
+    try:
+        T, s = tangents(est, X, args.k)
+        T_pca = None
+        if args.local_pca is not None:
+            T_pca, _ = local_pca_tangents(read_rows(args.local_pca), X, args.k, args.neighbors)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    shape = _run_image_shape(est, model_path)
+    layout = (X.shape[0], args.k, *(shape or (X.shape[1],)))
+
+    def npy(array):
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        return write
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "tangents.npy", npy(T.reshape(layout)))
+    atomic_write(out / "singular_values.npy", npy(s))
+    sets = {"encoder": T[:TANGENT_FIGURE_ROWS]}
+    if T_pca is not None:
+        atomic_write(out / "local_pca_tangents.npy", npy(T_pca.reshape(layout)))
+        sets["local PCA"] = T_pca[:TANGENT_FIGURE_ROWS]
+    png = tangents_figure(X[:TANGENT_FIGURE_ROWS], sets, shape, title=f"Top {args.k} tangents of {type(est).__name__}")
+
+    def write_png(tmp):
+        Path(tmp).write_bytes(png)
+
+    atomic_write(out / "tangents.png", write_png)
+    print(f"aekit: {args.k} tangents of {X.shape[0]} rows; wrote {_text(out / 'tangents.npy')}, singular_values.npy"
+          + (", local_pca_tangents.npy" if T_pca is not None else "") + ", tangents.png")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import available_datasets, data_home
 
@@ -726,6 +830,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "export": cmd_export,
+               "tangents": cmd_tangents,
                "datasets": cmd_datasets}[args.verb]
     try:
         return handler(args)

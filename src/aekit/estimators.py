@@ -250,7 +250,7 @@ class Autoencoder(_NeuralEstimator):
     @property
     def report_sections(self):
         return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "filters",
-                "loss-curves", "stage-curves")
+                *(("tangents",) if self.contractive else ()), "loss-curves", "stage-curves")
 
     @property
     def report_metrics(self):
@@ -292,6 +292,10 @@ class ConvAutoencoder(_NeuralEstimator):
     _image_input = True
     _param_defaults = parameters("size", "conv", "image", "code", "loss", "corruption", "l1", "contractive", "decay",
                          "train", conv_channels=(32, 64), epochs=30)
+
+    @property
+    def report_sections(self):
+        return ("reconstructions", "code-map", *(("tangents",) if self.contractive else ()), "loss-curves")
 
     def _prepare_shape(self, X, p):
         if p.conv_channels is None:

@@ -323,6 +323,31 @@ def _manifold(v: _View):
         figures.image_grid_figure(v.est.inverse_transform(z), v.shape, "Latent grid", ncols=12, value_range=v.vr))
 
 
+TANGENT_POINTS = 6  # points whose tangents the report shows
+TANGENT_NEIGHBOURS = 10  # local PCA's neighbourhood in the report
+
+
+def _tangents(v: _View):
+    from ..apps.tangents import local_pca_tangents, tangents
+
+    X_train = v.dataset.X_train
+    k = min(3, v.k, TANGENT_NEIGHBOURS - 1, X_train.shape[0] - 1)
+    if k < 1:
+        return None
+    pts = v.X[:TANGENT_POINTS]
+    T_enc, _ = tangents(v.est, pts, k)
+    T_pca, _ = local_pca_tangents(X_train, pts, k, min(TANGENT_NEIGHBOURS, X_train.shape[0]))
+    return Section(
+        "tangents", "Tangents of the data manifold",
+        f"For {pts.shape[0]} {v.which} examples (left): the encoder's tangents, the top {k} right singular vectors of "
+        f"the Jacobian ∂h/∂x (the input directions the code is most sensitive to; a contractive penalty keeps "
+        f"only the directions the data move along), then local PCA's, the top {k} principal directions of the "
+        f"{min(TANGENT_NEIGHBOURS, X_train.shape[0])} nearest training rows. Each tangent is scaled on its own"
+        + ("; red positive, blue negative." if v.shape and v.shape[0] == 1 else "."),
+        figures.tangents_figure(pts, {"encoder": T_enc, "local PCA": T_pca}, v.shape, value_range=v.vr,
+                                title="Encoder tangents vs local PCA"))
+
+
 # name -> builder(view) -> Section or None (None: nothing to show for this fit)
 SECTIONS = {
     "mean": _mean, "components": _components, "spectrum": _spectrum,
@@ -330,7 +355,7 @@ SECTIONS = {
     "code-map": _code_map, "loadings": _loadings, "noise-variance": _noise_variance, "atoms": _atoms,
     "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
     "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
-    "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion,
+    "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion, "tangents": _tangents,
 }
 _LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
 
