@@ -18,6 +18,7 @@ from .estimators import (  # noqa: E402
 )
 from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
 from .supervised import AutoencoderClassifier, AutoencoderRegressor  # noqa: E402
+from .apps import restore  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -37,5 +38,6 @@ __all__ = [
     "available_datasets",
     "save",
     "load",
+    "restore",
     "__version__",
 ]
