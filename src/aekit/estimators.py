@@ -228,8 +228,8 @@ class Autoencoder(_NeuralEstimator):
 
     @property
     def report_sections(self):
-        return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "filters",
-                "loss-curves", "stage-curves")
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map",
+                *(("code-activations",) if self._sparse_code else ()), "filters", "loss-curves", "stage-curves")
 
     @property
     def report_metrics(self):
@@ -267,6 +267,10 @@ class ConvAutoencoder(_NeuralEstimator):
     _image_input = True
     _param_defaults = parameters("size", "conv", "image", "code", "loss", "corruption", "l1", "contractive", "decay",
                          "train", conv_channels=(32, 64), epochs=30)
+
+    @property
+    def report_sections(self):
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map")
 
     def _prepare_shape(self, X, p):
         if p.conv_channels is None:

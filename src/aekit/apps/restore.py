@@ -31,9 +31,15 @@ __all__ = ["blend", "colorize", "denoise", "image_quality", "inpaint", "model_im
 
 
 def _check_model(model):
-    if not hasattr(model, "model_") or not hasattr(model, "reconstruct"):
-        raise TypeError(f"model must be a fitted aekit autoencoder (Autoencoder, ConvAutoencoder, VAE, …); "
+    if not hasattr(model, "reconstruct") or not hasattr(model, "n_features_in_"):
+        raise TypeError(f"model must be a fitted aekit autoencoder (Autoencoder, ConvAutoencoder, VAE, PCA, …); "
                         f"got {type(model).__name__}.")
+
+
+def _value_range(model, X):
+    """The model's training range, or (for models that keep none, e.g. PCA) that of X."""
+    vr = getattr(model, "value_range_", None)
+    return (float(vr[0]), float(vr[1])) if vr is not None else (float(X.min()), float(X.max()))
 
 
 def model_image_shape(model) -> tuple[int, int, int]:
@@ -131,6 +137,13 @@ def inpaint(model, images, mask, *, tol: float = 1e-4, max_iter: int = 100, retu
     ``max_iter`` steps. Known pixels are copied from ``images`` unchanged (bit for bit).
     Returns the restored images (same layout), and with ``return_n_iter`` also the steps
     each image took (max_iter + 1 marks one that did not converge).
+
+    The iteration is a walk toward the model's modes with the known pixels clamped (a
+    denoising autoencoder's r(x) − x points up the data density). For a model trained on the
+    same damage (noise='blocks'), whose training inputs always had filled holes, the first
+    pass (``max_iter=1``) is its direct estimate and is often better than the converged fixed
+    point; for a model trained without the damage the iteration helps. The benchmark
+    (BENCHMARKS.md, restoration) reports both.
     """
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (tol >= 0) or not math.isfinite(tol):
         raise ValueError(f"tol must be a finite number >= 0; got {tol!r}.")
@@ -139,7 +152,7 @@ def inpaint(model, images, mask, *, tol: float = 1e-4, max_iter: int = 100, retu
     A, layout, shape = _prepare(model, images)
     X = layout.to_rows(A)
     M = _mask_rows(mask, A, layout, shape)
-    lo, hi = (float(v) for v in model.value_range_)
+    lo, hi = _value_range(model, X[~M] if (~M).any() else X)
     thresh = tol * max(hi - lo, 1e-12)
     cur = np.where(M, np.float32(lo), X)
     n_iter = np.full(X.shape[0], max_iter + 1)
@@ -192,7 +205,7 @@ def colorize(model, grey_images, *, keep_luminance: bool = True) -> np.ndarray:
     Y = (X * wts).sum(1, keepdims=True)
     R = model.reconstruct(np.repeat(Y, 3, axis=1).reshape(X.shape[0], -1)).reshape(X.shape)
     if keep_luminance:
-        lo, hi = model.value_range_
+        lo, hi = _value_range(model, X)
         R = np.clip(R + (Y - (R * wts).sum(1, keepdims=True)), lo, hi)
     return layout.from_rows(R.reshape(X.shape[0], -1), shape)
 
@@ -226,7 +239,9 @@ def image_quality(reference, images, *, image_shape=None, data_range=None, mask=
     Arrays: (N, H, W), (N, H, W, C) or flat rows with ``image_shape`` (C, H, W). ``data_range``:
     the value range's width (default: of the reference). With ``mask`` (True on the pixels to
     judge, e.g. the missing ones; the images' shape or (N, H, W)) PSNR is computed on those
-    pixels alone and SSIM is None. Returns {'psnr': (N,), 'ssim': (N,) or None}.
+    pixels alone (per image, +inf where an image's judged pixels are exact), SSIM is None and
+    'psnr_pooled' is one PSNR over the judged pixels of all images together.
+    Returns {'psnr': (N,), 'ssim': (N,) or None[, 'psnr_pooled': float]}.
     """
     metrics = _skimage_metrics()
     R = np.asarray(reference, dtype=np.float64)
@@ -257,8 +272,14 @@ def image_quality(reference, images, *, image_shape=None, data_range=None, mask=
         if M.shape != R.shape:
             raise ValueError(f"mask has shape {M.shape}; expected {R.shape}.")
         for i in range(R.shape[0]):
-            psnr[i] = metrics.peak_signal_noise_ratio(R[i][M[i]], X[i][M[i]], data_range=rng) if M[i].any() else np.nan
-        return {"psnr": psnr, "ssim": None}
+            if not M[i].any():
+                psnr[i] = np.nan
+            elif np.array_equal(R[i][M[i]], X[i][M[i]]):
+                psnr[i] = np.inf
+            else:
+                psnr[i] = metrics.peak_signal_noise_ratio(R[i][M[i]], X[i][M[i]], data_range=rng)
+        pooled = metrics.peak_signal_noise_ratio(R[M], X[M], data_range=rng) if M.any() else float("nan")
+        return {"psnr": psnr, "ssim": None, "psnr_pooled": float(pooled)}
     ssim = np.empty(R.shape[0])
     for i in range(R.shape[0]):
         psnr[i] = metrics.peak_signal_noise_ratio(R[i], X[i], data_range=rng)
