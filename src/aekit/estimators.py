@@ -270,7 +270,7 @@ class ConvAutoencoder(_NeuralEstimator):
 
     @property
     def report_sections(self):
-        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map")
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map", "loss-curves")
 
     def _prepare_shape(self, X, p):
         if p.conv_channels is None:
@@ -293,8 +293,12 @@ class VAE(_NeuralEstimator):
     _variational = True
     _param_defaults = parameters("size", "mlp", "center", "conv", "image", "variational", "loss", "corruption", "decay",
                          "train", n_components=2, hidden_layer_sizes=(512, 256))
-    report_sections = ("reconstructions", "code-map", "loss-curves", "samples", "interpolation", "manifold")
     report_metrics = ("elbo",)
+
+    @property
+    def report_sections(self):
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map", "loss-curves",
+                "samples", "interpolation", "manifold")
 
     @property
     def _image_input(self):
