@@ -358,3 +358,14 @@ def test_report_shows_restoration_triplets(tmp_path):
     assert main(["fit", "--data", "digits", "--model", "ae", "--epochs", "2", "--out", tmp_path / "plain",
                      "--quiet"]) == 0
     assert "Restorations" not in (tmp_path / "plain" / "report.html").read_text()
+
+
+def test_greedy_pretraining_damages_only_the_images():
+    """Stages above the first reconstruct codes, which are not images: no blocks there."""
+    from sklearn.datasets import load_digits
+
+    X = (load_digits().data / 16.0).astype(np.float32)
+    est = aekit.Autoencoder(noise="blocks", noise_level=0.25, hidden_layer_sizes=(32,), n_components=8, epochs=1,
+                            pretrain="greedy", pretrain_epochs=1, random_state=0).fit(X)
+    assert {r["stage"] for r in est.history_} == {"layer 1", "layer 2", "end to end"}
+    assert isinstance(est.model_.corruption, RandomBlocks) and est.model_.corruption.image_shape == (1, 8, 8)
