@@ -21,6 +21,7 @@ from .data.rows import NpyRows
 from .export import export_onnx
 from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
 from .supervised import AutoencoderClassifier, AutoencoderRegressor  # noqa: E402
+from .apps import restore  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -43,5 +44,6 @@ __all__ = [
     "export_onnx",
     "NpyRows",
     "tracking",
+    "restore",
     "__version__",
 ]

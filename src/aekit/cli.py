@@ -1,9 +1,10 @@
-"""The ``aekit`` command line: fit a model and write a report, encode, reconstruct, list data sets.
+"""The ``aekit`` command line: fit a model and write a report, encode, reconstruct, restore images, list data sets.
 
     aekit fit --data digits --model ae --out runs/digits
     aekit encode --model runs/digits --input X.npy --output codes.npy
     aekit reconstruct --model runs/digits --input X.csv --output X_hat.csv
     aekit tangents --model runs/digits --input X.npy --k 3 --out tangents/
+    aekit restore --model runs/inpaint --input damaged/ --mask masks/ --output restored/
     aekit datasets
 
 The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
@@ -225,6 +226,34 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--neighbors", type=int, default=10, metavar="N",
                     help="--local-pca: neighbours of each point whose principal directions are taken (default: 10)")
     tg.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads for torch (default: torch's choice)")
+    rs = sub.add_parser(
+        "restore", formatter_class=_Formatter, help="restore damaged images with a fitted autoencoder",
+        description="Load a fitted autoencoder (trained with the damage as its --noise: gaussian/salt-and-pepper for "
+                    "denoise, blocks/center-block for inpaint, watermark, grayscale for colorize) and restore images. "
+                    "PNG in, PNG out (pixel values scaled to [0, 1]); .npy in, .npy out (images (N, H, W), "
+                    "(N, H, W, C), (N, C, H, W) or flat rows, in the model's value range). Files are written "
+                    "atomically.",
+        epilog="example: aekit fit --data mnist --model conv --noise blocks --noise-level 0.25 --out runs/inpaint; "
+               "aekit restore --model runs/inpaint --input damaged.npy --mask mask.npy --output restored.npy")
+    rs.add_argument("--model", required=True, metavar="PATH",
+                    help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+    rs.add_argument("--input", required=True, metavar="FILE_OR_FOLDER",
+                    help="a .npy array of images, a .png image, or a folder of .png images")
+    rs.add_argument("--output", required=True, metavar="PATH",
+                    help="where to write: a .npy file for .npy input, a .png file for a .png, a folder for a folder")
+    rs.add_argument("--mask", default=None, metavar="FILE_OR_FOLDER",
+                    help="the unknown pixels (True/1, or white in a PNG): a .npy of the images' shape or (N, H, W), a "
+                         ".png, or a folder of .png files named as the inputs. Needed by --task inpaint; with "
+                         "--task watermark the marked pixels are inpainted and all others kept")
+    rs.add_argument("--task", default=None, choices=("denoise", "inpaint", "watermark", "colorize"),
+                    help="what to undo (default: inpaint when --mask is given, else denoise)")
+    rs.add_argument("--max-iter", type=int, default=100, metavar="N",
+                    help="inpainting: most iterations (default: 100)")
+    rs.add_argument("--tol", type=float, default=1e-4, metavar="X",
+                    help="inpainting: stop when no unknown pixel changes by more than X times the value range "
+                         "(default: 1e-4)")
+    rs.add_argument("--threads", type=int, default=None, metavar="N",
                     help="CPU threads for torch (default: torch's choice)")
 
     ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
@@ -788,6 +817,123 @@ def _tangents(args) -> int:
     return 0
 
 
+def _png_paths(path: Path, what: str) -> list[Path]:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    if not files:
+        raise UserError(f"{what} {path}: the folder holds no .png files.")
+    return files
+
+
+def read_png(path: Path, channels: int) -> np.ndarray:
+    """A PNG as float32 in [0, 1]: (H, W) for one channel, (H, W, 3) for three."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            return np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable PNG image ({exc}).") from None
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """An image in [0, 1] ((H, W) or (H, W, 3)) written atomically as an 8-bit PNG."""
+    from PIL import Image
+
+    from ._files import atomic_write
+
+    pixels = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+
+
+def _read_images(path: Path, channels: int, what: str):
+    """(array, kind, names): a .npy array, a .png as a batch of one, or a folder of .png files."""
+    if path.is_dir():
+        files = _png_paths(path, what)
+        imgs = [read_png(f, channels) for f in files]
+        if len({im.shape for im in imgs}) > 1:
+            raise UserError(f"{what} {path}: the images have different sizes.")
+        return np.stack(imgs), "folder", [f.name for f in files]
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return read_png(path, channels)[None], "png", [path.name]
+    if suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False), "npy", None
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{what} {path}: not a readable .npy file ({exc}).") from None
+    raise UserError(f"{what} {path}: unsupported file type {suffix or '(none)'!r}; use .npy, .png or a folder of .png.")
+
+
+def cmd_restore(args) -> int:
+    _check_threads(args.threads)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _set_threads(args.threads)
+        return _restore(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _restore(args) -> int:
+    from .apps import restore
+    from .io import load
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    est = load(model_path)
+    task = args.task or ("inpaint" if args.mask else "denoise")
+    if task == "inpaint" and not args.mask:
+        raise UserError("--task inpaint needs --mask (the unknown pixels).")
+    if task in ("denoise", "colorize") and args.mask:
+        raise UserError(f"--mask is not used by --task {task}; leave it out.")
+    try:
+        c = restore.model_image_shape(est)[0]
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"--model {model_path}: {exc}") from None
+    channels = 1 if task == "colorize" else c
+    images, kind, names = _read_images(Path(args.input), channels, "--input")
+    out = Path(args.output)
+    wanted = {"npy": ".npy", "png": ".png"}.get(kind)
+    if wanted and out.suffix.lower() != wanted:
+        raise UserError(f"--output {out}: a {kind} input is written as {wanted}; got {out.suffix or '(none)'!r}.")
+    if kind == "folder" and out.exists() and not out.is_dir():
+        raise UserError(f"--output {out}: a folder input is written to a folder; {out} is a file.")
+    mask = None
+    if args.mask:
+        mask, mask_kind, mask_names = _read_images(Path(args.mask), 1, "--mask")
+        if kind == "folder" and (mask_kind != "folder" or mask_names != names):
+            raise UserError(f"--mask {args.mask}: give a folder of .png masks with the same names as the inputs.")
+        if mask_kind in ("png", "folder"):
+            mask = mask > 0.5
+    try:
+        if task == "denoise":
+            result = restore.denoise(est, images)
+        elif task == "inpaint":
+            result = restore.inpaint(est, images, mask, tol=args.tol, max_iter=args.max_iter)
+        elif task == "watermark":
+            result = restore.remove_watermark(est, images, mask, **(
+                {"tol": args.tol, "max_iter": args.max_iter} if mask is not None else {}))
+        else:
+            result = restore.colorize(est, images)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"--input {args.input}: {exc}") from None
+    if kind == "npy":
+        write_rows(out, result)
+    elif kind == "png":
+        write_png(out, result[0])
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, img in zip(names, result):
+            write_png(out / name, img)
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import available_datasets, data_home
 
@@ -830,7 +976,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "export": cmd_export,
-               "tangents": cmd_tangents,
+               "tangents": cmd_tangents, "restore": cmd_restore,
                "datasets": cmd_datasets}[args.verb]
     try:
         return handler(args)

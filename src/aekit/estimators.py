@@ -25,6 +25,7 @@ from .base import AekitEstimator
 from .data.rows import NpyRows, is_out_of_core, stream_stats
 from .model import build_model
 from .parts.codes import DeterministicCode
+from .parts.corruption import infer_image_shape
 from .parts.nets import MLP
 from .pretrain import greedy_pretrain
 from .parts.losses import resolve_loss
@@ -202,6 +203,15 @@ class _NeuralEstimator(AekitEstimator):
         """Negative reconstruction error per row (higher = more typical), float64."""
         return -self.reconstruction_error(X)
 
+    def interpolate(self, a, b, steps: int = 10) -> np.ndarray:
+        """Decode the straight line between the codes of a and b (h, or μ for a VAE):
+        x̂(t) = g((1 − t) f(a) + t f(b)), t = 0, 1/(steps − 1), …, 1; shape (steps, n_features)."""
+        steps = check_positive_int(steps, "steps", minimum=2)
+        ends = self.transform(np.stack([np.asarray(a, dtype=np.float32).reshape(-1),
+                                        np.asarray(b, dtype=np.float32).reshape(-1)]))
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        return self.inverse_transform((1 - t) * ends[0] + t * ends[1])
+
     def first_layer_weights(self) -> np.ndarray | None:
         """The first layer's input weights, one row per unit (n_units, n_features), for MLP
         encoders; None for convolutional ones."""
@@ -249,7 +259,8 @@ class Autoencoder(_NeuralEstimator):
 
     @property
     def report_sections(self):
-        return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "filters",
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map",
+                *(("code-activations",) if self._sparse_code else ()), "filters",
                 *(("tangents",) if self.contractive else ()), "loss-curves", "stage-curves")
 
     @property
@@ -272,11 +283,7 @@ def _image_shape_from(X: np.ndarray, image_shape) -> tuple[int, int, int]:
         return tuple(int(s) for s in X.shape[1:])
     if X.ndim == 3:
         return (1, int(X.shape[1]), int(X.shape[2]))
-    for c in (1, 3):
-        side = math.isqrt(d // c)
-        if d % c == 0 and side * side * c == d:
-            return (c, side, side)
-    return (1, 1, d)  # not a square image: a 1-D signal, convolved along its length
+    return infer_image_shape(d) or (1, 1, d)  # not a square image: a 1-D signal, convolved along its length
 
 
 class ConvAutoencoder(_NeuralEstimator):
@@ -295,7 +302,8 @@ class ConvAutoencoder(_NeuralEstimator):
 
     @property
     def report_sections(self):
-        return ("reconstructions", "code-map", *(("tangents",) if self.contractive else ()), "loss-curves")
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map",
+                *(("tangents",) if self.contractive else ()), "loss-curves")
 
     def _prepare_shape(self, X, p):
         if p.conv_channels is None:
@@ -318,8 +326,12 @@ class VAE(_NeuralEstimator):
     _variational = True
     _param_defaults = parameters("size", "mlp", "center", "conv", "image", "variational", "loss", "corruption", "decay",
                          "train", n_components=2, hidden_layer_sizes=(512, 256))
-    report_sections = ("reconstructions", "code-map", "loss-curves", "samples", "interpolation", "manifold")
     report_metrics = ("elbo",)
+
+    @property
+    def report_sections(self):
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map", "loss-curves",
+                "samples", "interpolation", "manifold")
 
     @property
     def _image_input(self):
@@ -417,13 +429,6 @@ class VAE(_NeuralEstimator):
         z = torch.randn(n, self.n_components_, generator=gen).numpy()
         return self.inverse_transform(z)
 
-    def interpolate(self, a, b, steps: int = 10) -> np.ndarray:
-        """Decode the straight line from μ(a) to μ(b) in latent space: (steps, n_features)."""
-        steps = check_positive_int(steps, "steps", minimum=2)
-        ends = self.transform(np.stack([np.asarray(a, dtype=np.float32).reshape(-1),
-                                        np.asarray(b, dtype=np.float32).reshape(-1)]))
-        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-        return self.inverse_transform((1 - t) * ends[0] + t * ends[1])
 
 
 # -- presets: Autoencoder with other defaults ------------------------------------------------

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .parts.codes import DeterministicCode, GaussianCode
-from .parts.corruption import NoCorruption, make_corruption
+from .parts.corruption import IMAGE_NOISES, NoCorruption, infer_image_shape, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
 from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, Shard, WeightDecay
@@ -190,7 +190,8 @@ MODEL_SETTINGS = names("model")
 def build_model(n_features: int, **settings) -> AutoencoderModel:
     """Assemble an :class:`AutoencoderModel` from settings declared in :mod:`aekit.settings`
     (group 'model'); those not given take their declared defaults, ``image_shape`` goes with
-    ``conv_channels``, ``value_range`` is the data's (lo, hi) for salt-and-pepper noise.
+    ``conv_channels`` and the image corruptions (inferred for square rows when not given),
+    ``value_range`` is the data's (lo, hi) for salt-and-pepper noise and filled blocks.
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
@@ -257,6 +258,9 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["weight_decay"]:
         penalties.append(WeightDecay(p["weight_decay"]))
 
-    corruption = make_corruption(p["noise"], p["noise_level"], value_range)
+    image_shape = extra.get("image_shape")
+    if p["noise"] in IMAGE_NOISES and image_shape is None:  # an MLP on square images: the rows' shape
+        image_shape = infer_image_shape(n_features)
+    corruption = make_corruption(p["noise"], p["noise_level"], value_range, image_shape)
     return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
                             center=n_features if p["center"] else None)

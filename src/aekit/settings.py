@@ -157,7 +157,8 @@ def _check_device(setting: Setting, value, owner):
 
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
-NOISES = (None, "gaussian", "masking", "salt-and-pepper")
+NOISES = (None, "gaussian", "masking", "salt-and-pepper", "salt-pepper", "blocks", "center-block", "watermark",
+          "grayscale")
 SCHEDULES = (None, "cosine", "step", "plateau")
 
 # Groups name what an estimator is made of: 'size', 'code', 'mlp', 'tied', 'center', 'conv',
@@ -193,8 +194,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]) or 'auto' (bce when the "
             "data lie in [0, 1])", ("loss", "model"), choices=("auto", "mse", "bce")),
     Setting("noise", "choice", None, "input corruption while training: None, 'gaussian' (σ), 'masking' (p), "
-            "'salt-and-pepper' (p)", ("corruption", "model"), choices=NOISES),
-    Setting("noise_level", "float", 0.1, "corruption strength: σ for gaussian, a fraction p for the others",
+            "'salt-and-pepper' or 'salt-pepper' (p), and the image damages 'blocks' (random squares, a fraction p "
+            "missing), 'center-block' (a centred block of area p), 'watermark' (text/logo overlays, opacity up to "
+            "noise_level or 0.9 when 0) and 'grayscale' (colour to BT.601 luma)", ("corruption", "model"), choices=NOISES),
+    Setting("noise_level", "float", 0.1, "corruption strength: σ for gaussian, a fraction p for the others (the highest opacity for "
+            "watermark; unused by grayscale)",
             ("corruption", "model"), low=0),
     # -- penalties -----------------------------------------------------------------------
     Setting("l1", "float", 0.0, "weight of the L1 penalty Σ|h| on the code", ("l1", "model"), low=0),

@@ -348,6 +348,40 @@ def _tangents(v: _View):
                                 title="Encoder tangents vs local PCA"))
 
 
+def _restorations(v: _View):
+    """Damaged / restored / original triplets for a model trained to undo a corruption."""
+    noise = getattr(v.est, "noise", None)
+    if noise is None or v.shape is None:
+        return None
+    import torch
+
+    from ..apps import restore
+
+    X = np.ascontiguousarray(v.show, dtype=np.float32)
+    damaged, known = v.est.model_.corruption.damage(torch.from_numpy(X), generator=torch.Generator().manual_seed(v.seed))
+    damaged = damaged.numpy()
+    if noise in ("blocks", "center-block"):
+        restored, how = restore.inpaint(v.est, damaged, ~known.numpy()), "restore.inpaint (the missing pixels known)"
+    elif noise == "grayscale":
+        restored, how = restore.colorize(v.est, damaged), "restore.colorize"
+    else:
+        restored, how = restore.denoise(v.est, damaged), f"restore.{'remove_watermark' if noise == 'watermark' else 'denoise'}"
+    lo, hi = v.vr
+    scores = [restore.image_quality(X, np.clip(A, lo, hi), image_shape=v.shape, data_range=hi - lo)
+              for A in (damaged, restored)]
+    labels = [f"{p:.1f} dB, {q:.2f}" for sc in scores for p, q in zip(sc["psnr"], sc["ssim"])] + ["original"] * len(X)
+    n = len(X)
+    return Section(
+        "restorations", "Restorations",
+        f"{n} {v.which} examples damaged by the training corruption ({noise}, level {v.est.noise_level:g}; top row), "
+        f"restored by {how} (middle row), and the originals (bottom row). Each tile: PSNR and SSIM against the "
+        f"original (skimage.metrics). Mean PSNR {np.mean(scores[0]['psnr']):.2f} dB damaged, "
+        f"{np.mean(scores[1]['psnr']):.2f} dB restored; mean SSIM {np.mean(scores[0]['ssim']):.3f} damaged, "
+        f"{np.mean(scores[1]['ssim']):.3f} restored.",
+        figures.image_grid_figure(np.concatenate([np.clip(damaged, lo, hi), np.clip(restored, lo, hi), X]), v.shape,
+                                  "Damaged, restored, original", ncols=n, value_range=v.vr, labels=labels))
+
+
 # name -> builder(view) -> Section or None (None: nothing to show for this fit)
 SECTIONS = {
     "mean": _mean, "components": _components, "spectrum": _spectrum,
@@ -356,6 +390,7 @@ SECTIONS = {
     "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
     "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
     "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion, "tangents": _tangents,
+    "restorations": _restorations,
 }
 _LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
 
