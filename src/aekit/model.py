@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .parts.codes import DeterministicCode, GaussianCode
+from .parts.codes import BinaryCode, DeterministicCode, GaussianCode
 from .parts.corruption import NoCorruption, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
@@ -98,7 +98,13 @@ class AutoencoderModel(nn.Module):
         m = X.mean(0)
         if self.offset is not None:
             self.offset.copy_(m)
-        target = m if self.loss.name == "mse" else torch.logit(m.clamp(1e-4, 1 - 1e-4))
+        if self.loss.name == "multinomial":  # softmax(bias) = the corpus's word frequencies
+            freq = m.flatten() / m.sum().clamp_min(1e-12)
+            target = torch.log(freq.clamp_min(1e-6)).reshape(m.shape)
+        elif self.loss.name == "mse":
+            target = m
+        else:
+            target = torch.logit(m.clamp(1e-4, 1 - 1e-4))
         bias = self.output_bias()
         if bias is None:
             return
@@ -175,7 +181,8 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
-    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω.
+    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω;
+    ``binary_code`` ('noise' or 'straight-through') makes it binary (semantic hashing).
     ``output_activation`` (MLP decoders) is applied to the decoder's output before the loss:
     a greedy stage that reconstructs a ReLU or tanh layer's codes uses it.
     """
@@ -210,7 +217,11 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if variational:
         if tied:
             raise ValueError("tied weights are not available with a Gaussian (VAE) code.")
+        if p["binary_code"] is not None:
+            raise ValueError("a code is either Gaussian (variational) or binary (binary_code), not both.")
         code = GaussianCode(features, k)
+    elif p["binary_code"] is not None:
+        code = BinaryCode(features, k, p["binary_code"], p["code_noise"])
     else:
         code = DeterministicCode(features, k, p["code_activation"], p["code_noise"])
 
@@ -226,7 +237,7 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["l1"]:
         penalties.append(L1Code(p["l1"]))
     if p["sparsity_weight"]:
-        if variational or p["code_activation"] != "sigmoid":
+        if variational or (p["code_activation"] != "sigmoid" and p["binary_code"] is None):
             raise ValueError("KL sparsity needs code activations in (0, 1): set code_activation='sigmoid'.")
         penalties.append(KLSparsity(p["sparsity_weight"], p["sparsity_target"]))
     if p["contractive"]:
