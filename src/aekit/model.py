@@ -124,20 +124,23 @@ class AutoencoderModel(nn.Module):
 
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
-              sample: bool | None = None, eps=None) -> dict:
+              sample: bool | None = None, eps=None, weighted_only: bool = False) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
         ``penalties``: 'all', 'objective' (only those in the per-example objective, the
         VAE's KL) or 'none'. ``sample``/``eps`` choose a Gaussian code's draw of z.
+        ``weighted_only`` leaves out the terms whose weight is 0 (the loss and the objective
+        need not compute them: a supervised stage never runs the decoder).
         """
+        w = self.weights() if weighted_only else None
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
-        out = {"recon": self.loss(self.decoder(code.z), x)}
+        out = {} if w is not None and not w["recon"] else {"recon": self.loss(self.decoder(code.z), x)}
         if penalties != "none":
             ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
             for penalty in self.penalties:
-                if penalties == "all" or penalty.in_objective:
+                if (penalties == "all" or penalty.in_objective) and (w is None or w[penalty.name]):
                     out[penalty.name] = penalty(ctx)
         return out
 
@@ -152,17 +155,19 @@ class AutoencoderModel(nn.Module):
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, sample: bool | None = None,
                   eps=None) -> torch.Tensor:
         """Per example: recon + Σ w·(objective penalties). For a VAE with β = 1 this is −ELBO
-        (one draw of z); for the others the reconstruction error. Regularisers excluded."""
+        (one draw of z); for the others the reconstruction error, plus λ · a supervised head's
+        loss on the batch's labelled rows (0 without targets). Regularisers excluded. Terms
+        of weight 0 are not computed (a supervised stage's objective is its head's loss)."""
         w = self.weights()
-        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps)
-        return sum(w[k] * v for k, v in terms.items())
+        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps, weighted_only=True)
+        return sum((w[k] * v for k, v in terms.items()), x.new_zeros(x.shape[0]))   # (n,)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Loss:
         """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts."""
         w = self.weights()
         total = 0.0
         logged = {}
-        for name, value in self.terms(x, y).items():
+        for name, value in self.terms(x, y, weighted_only=True).items():
             if value.ndim:
                 value = value.mean()
             total = total + w[name] * value

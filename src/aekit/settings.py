@@ -257,6 +257,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("supervised",), low=1),
     Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "
             "of 'pretrain'; all of 'none')", ("supervised",), low=1),
+    Setting("finetune_learning_rate", "float", None, "learning rate of the supervised stages (the head, the "
+            "fine-tuning, all of 'none'; None: learning_rate)", ("supervised",), low=0, low_open=True, optional=True),
+    Setting("finetune_noise", "bool", True, "the corruption stays on in the supervised stages (input-noise "
+            "regularisation; the consistency cost needs it); False: they see clean inputs, as in the classic "
+            "stacked denoising autoencoder's fine-tuning", ("supervised",)),
     Setting("unlabelled", "int", -1, "the class label that marks an unlabelled row (None: every row is labelled)",
             ("classes",), optional=True, cli=False),
     Setting("labelled_per_batch", "int", 0, "labelled rows drawn (with replacement) into every mini-batch when "
