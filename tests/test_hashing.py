@@ -246,6 +246,9 @@ def test_hasher_bits_loss_and_shapes(fitted, corpus):
     B = fitted.transform(X_te)
     assert B.dtype == np.uint8 and B.shape == (X_te.shape[0], 8) and set(np.unique(B)) == {0, 1}
     assert fitted.loss_ == "multinomial" and fitted.n_bits == 8
+    with torch.inference_mode():  # the model's own code, before any cast, is already exactly 0/1
+        h = fitted.model_.encode_point(torch.from_numpy(X_te))
+    assert set(h.unique().tolist()) == {0.0, 1.0} and 0.1 < float(h.mean()) < 0.9
     assert np.array_equal(fitted.train_codes(), fitted.transform(X))
     assert np.array_equal(fitted.transform_packed(X_te), hamming.pack_bits(B))
     import scipy.sparse

@@ -47,7 +47,8 @@ class SemanticHasher(_NeuralEstimator):
     _param_defaults = parameters("size", "mlp", "binary", "loss", "corruption", "l1", "decay", "train",
                                  n_components=32, hidden_layer_sizes=(500, 500), binary_code=DEFAULT_BINARY_CODE,
                                  code_noise=DEFAULT_CODE_NOISE, epochs=50)
-    report_sections = ("code-map", "hash-queries", "loss-curves")
+    report_sections = ("hash-precision-recall", "code-map", "hash-queries", "loss-curves")
+    report_metrics = ("hash-retrieval",)  # precision@100 and mAP, test rows querying the training rows
 
     def _check_combination(self, p) -> None:
         super()._check_combination(p)
