@@ -79,7 +79,7 @@ class _NeuralEstimator(AekitEstimator):
         """What every fit does before training: the data's range and loss, the model built
         (seeded) and started at the data's mean."""
         self.value_range_ = (float(X2.min()), float(X2.max()))
-        self.loss_ = resolve_loss(p.loss, self.value_range_)
+        self.loss_ = resolve_loss(p.loss, self.value_range_, X2)
         if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
             raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
         self.n_components_ = int(p.n_components)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .parts.codes import DeterministicCode, GaussianCode
+from .parts.codes import BinaryCode, DeterministicCode, GaussianCode
 from .parts.corruption import NoCorruption, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
@@ -98,7 +98,13 @@ class AutoencoderModel(nn.Module):
         m = X.mean(0)
         if self.offset is not None:
             self.offset.copy_(m)
-        target = m if self.loss.name == "mse" else torch.logit(m.clamp(1e-4, 1 - 1e-4))
+        if self.loss.name == "multinomial":  # softmax(bias) = the corpus's word frequencies
+            freq = m.flatten() / m.sum().clamp_min(1e-12)
+            target = torch.log(freq.clamp_min(1e-6)).reshape(m.shape)
+        elif self.loss.name == "mse":
+            target = m
+        else:
+            target = torch.logit(m.clamp(1e-4, 1 - 1e-4))
         bias = self.output_bias()
         if bias is None:
             return
@@ -118,20 +124,23 @@ class AutoencoderModel(nn.Module):
 
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
-              sample: bool | None = None, eps=None) -> dict:
+              sample: bool | None = None, eps=None, weighted_only: bool = False) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
         ``penalties``: 'all', 'objective' (only those in the per-example objective, the
         VAE's KL) or 'none'. ``sample``/``eps`` choose a Gaussian code's draw of z.
+        ``weighted_only`` leaves out the terms whose weight is 0 (the loss and the objective
+        need not compute them: a supervised stage never runs the decoder).
         """
+        w = self.weights() if weighted_only else None
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
-        out = {"recon": self.loss(self.decoder(code.z), x)}
+        out = {} if w is not None and not w["recon"] else {"recon": self.loss(self.decoder(code.z), x)}
         if penalties != "none":
             ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
             for penalty in self.penalties:
-                if penalties == "all" or penalty.in_objective:
+                if (penalties == "all" or penalty.in_objective) and (w is None or w[penalty.name]):
                     out[penalty.name] = penalty(ctx)
         return out
 
@@ -146,17 +155,19 @@ class AutoencoderModel(nn.Module):
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, sample: bool | None = None,
                   eps=None) -> torch.Tensor:
         """Per example: recon + Σ w·(objective penalties). For a VAE with β = 1 this is −ELBO
-        (one draw of z); for the others the reconstruction error. Regularisers excluded."""
+        (one draw of z); for the others the reconstruction error, plus λ · a supervised head's
+        loss on the batch's labelled rows (0 without targets). Regularisers excluded. Terms
+        of weight 0 are not computed (a supervised stage's objective is its head's loss)."""
         w = self.weights()
-        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps)
-        return sum(w[k] * v for k, v in terms.items())
+        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps, weighted_only=True)
+        return sum((w[k] * v for k, v in terms.items()), x.new_zeros(x.shape[0]))   # (n,)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Loss:
         """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts."""
         w = self.weights()
         total = 0.0
         logged = {}
-        for name, value in self.terms(x, y).items():
+        for name, value in self.terms(x, y, weighted_only=True).items():
             if value.ndim:
                 value = value.mean()
             total = total + w[name] * value
@@ -175,7 +186,8 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
-    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω.
+    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω;
+    ``binary_code`` ('noise' or 'straight-through') makes it binary (semantic hashing).
     ``output_activation`` (MLP decoders) is applied to the decoder's output before the loss:
     a greedy stage that reconstructs a ReLU or tanh layer's codes uses it.
     """
@@ -210,7 +222,11 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if variational:
         if tied:
             raise ValueError("tied weights are not available with a Gaussian (VAE) code.")
+        if p["binary_code"] is not None:
+            raise ValueError("a code is either Gaussian (variational) or binary (binary_code), not both.")
         code = GaussianCode(features, k)
+    elif p["binary_code"] is not None:
+        code = BinaryCode(features, k, p["binary_code"], p["code_noise"])
     else:
         code = DeterministicCode(features, k, p["code_activation"], p["code_noise"])
 
@@ -226,7 +242,7 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["l1"]:
         penalties.append(L1Code(p["l1"]))
     if p["sparsity_weight"]:
-        if variational or p["code_activation"] != "sigmoid":
+        if variational or (p["code_activation"] != "sigmoid" and p["binary_code"] is None):
             raise ValueError("KL sparsity needs code activations in (0, 1): set code_activation='sigmoid'.")
         penalties.append(KLSparsity(p["sparsity_weight"], p["sparsity_target"]))
     if p["contractive"]:

@@ -52,6 +52,7 @@ class Setting:
     optional: bool = False          # None is a valid value
     min_len: int = 0                # for 'sizes'
     flag: str | None = None         # the CLI option (default: --name-with-dashes)
+    aliases: tuple = ()             # other spellings of the CLI option (e.g. --bits for the code size)
     cli: bool = True                # offered by `aekit fit`
 
     @property
@@ -168,11 +169,15 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     # -- the code ------------------------------------------------------------------------
     Setting("n_components", "int", 32, "code size k: units of the code layer, components of PCA/FA, atoms of sparse coding "
             "(None, linear models only: as many as the data allow)",
-            ("size", "model", "pca", "fa", "sparse"), low=1, flag="--code", optional=True),
+            ("size", "model", "pca", "fa", "sparse"), low=1, flag="--code", aliases=("--bits",), optional=True),
     Setting("code_activation", "choice", "linear", "activation of the code layer ('sigmoid' for KL sparsity)",
             ("code", "model"), choices=ACTIVATIONS),
     Setting("code_noise", "float", 0.0, "σ of Gaussian noise added to the code layer's input while training "
-            "(pushes sigmoid codes toward 0/1, as in semantic hashing)", ("code", "model"), low=0),
+            "(pushes sigmoid codes toward 0/1, as in semantic hashing)", ("code", "binary", "model"), low=0),
+    Setting("binary_code", "choice", None, "a binary code (bits, exactly 0/1 at inference, 1[Wf + b > 0]): None "
+            "(a real-valued code), 'noise' (training sees σ(a + code_noise·ε), pushed to 0/1 by the noise, as in "
+            "semantic hashing) or 'straight-through' (training sees the thresholded bits; the gradient is the "
+            "sigmoid's)", ("binary", "model"), choices=(None, "noise", "straight-through")),
     # -- the networks --------------------------------------------------------------------
     Setting("hidden_layer_sizes", "sizes", (256,), "encoder hidden layer sizes; the decoder mirrors them; () for none",
             ("mlp", "model"), low=1, flag="--hidden"),
@@ -190,8 +195,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("beta", "float", 1.0, "weight β of a VAE's KL term", ("variational", "model"), low=0),
     Setting("n_score_samples", "int", 10, "draws of z per row in a VAE's score_samples (the ELBO)", ("variational",), low=1),
     # -- loss and corruption -------------------------------------------------------------
-    Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]) or 'auto' (bce when the "
-            "data lie in [0, 1])", ("loss", "model"), choices=("auto", "mse", "bce")),
+    Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]), 'multinomial' (word "
+            "counts: softmax over the features) or 'auto' (multinomial for count data: non-negative integers, "
+            "some above 1, more than one count per row on average; else bce when the data lie in [0, 1]; else mse)",
+            ("loss", "model"), choices=("auto", "mse", "bce", "multinomial")),
     Setting("noise", "choice", None, "input corruption while training: None, 'gaussian' (σ), 'masking' (p), "
             "'salt-and-pepper' (p)", ("corruption", "model"), choices=NOISES),
     Setting("noise_level", "float", 0.1, "corruption strength: σ for gaussian, a fraction p for the others",
@@ -250,6 +257,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("supervised",), low=1),
     Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "
             "of 'pretrain'; all of 'none')", ("supervised",), low=1),
+    Setting("finetune_learning_rate", "float", None, "learning rate of the supervised stages (the head, the "
+            "fine-tuning, all of 'none'; None: learning_rate)", ("supervised",), low=0, low_open=True, optional=True),
+    Setting("finetune_noise", "bool", True, "the corruption stays on in the supervised stages (input-noise "
+            "regularisation; the consistency cost needs it); False: they see clean inputs, as in the classic "
+            "stacked denoising autoencoder's fine-tuning", ("supervised",)),
     Setting("unlabelled", "int", -1, "the class label that marks an unlabelled row (None: every row is labelled)",
             ("classes",), optional=True, cli=False),
     Setting("labelled_per_batch", "int", 0, "labelled rows drawn (with replacement) into every mini-batch when "

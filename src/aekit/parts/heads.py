@@ -31,6 +31,7 @@ class SupervisedHead(Penalty):
     (task 'regression', y real of shape (n, n_outputs), rows with NaN = unlabelled)."""
 
     name = "supervised"
+    in_objective = True   # the validation loss of a supervised stage is the head's loss
 
     def __init__(self, weight: float, code_size: int, n_outputs: int, hidden=(), activation: str = "relu",
                  task: str = "classification", consistency: float = 0.0):

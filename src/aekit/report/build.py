@@ -324,6 +324,51 @@ def _manifold(v: _View):
 
 
 # name -> builder(view) -> Section or None (None: nothing to show for this fit)
+QUERY_EXAMPLES = 3  # example queries in a hashing report
+QUERY_NEIGHBOURS = 5
+
+
+def _hash_queries(v: _View):
+    """A few rows of the shown set as queries, with their nearest training rows by Hamming distance."""
+    if v.X.shape[0] == 0:
+        return None
+    rng = np.random.default_rng(v.seed)
+    q = np.sort(rng.choice(v.X.shape[0], min(QUERY_EXAMPLES, v.X.shape[0]), replace=False))
+    k = min(QUERY_NEIGHBOURS, int(v.est.train_codes_.shape[0]))
+    dist, idx = v.est.kneighbors(v.X[q], k)
+    ds = v.dataset
+    names = ds.label_names
+
+    def label(y, i):
+        if y is None:
+            return ""
+        c = int(y[i])
+        return names[c] if names is not None and 0 <= c < len(names) else str(c)
+
+    shown_texts = ds.texts_test if v.which == "test" else ds.texts_train
+    if ds.texts_train is not None and shown_texts is not None:
+        blocks = []
+        for row, qi in enumerate(q):
+            body = [f"{int(d):>3} bits  {label(ds.y_train, int(i)):<26} {ds.texts_train[int(i)][:90]}"
+                    for d, i in zip(dist[row], idx[row])]
+            blocks.append((f"query ({label(v.y, qi) or 'unlabelled'}): {shown_texts[qi][:110]}", body))
+        png = figures.text_listing_figure(blocks)
+    else:
+        tiles, labels = [], []
+        for row, qi in enumerate(q):
+            tiles.append(v.X[qi])
+            labels.append(f"query {label(v.y, qi)}")
+            for d, i in zip(dist[row], idx[row]):
+                tiles.append(ds.X_train[int(i)])
+                labels.append(f"{int(d)} bits {label(ds.y_train, int(i))}")
+        png = figures.image_grid_figure(np.stack(tiles), v.shape, "Queries and their nearest training rows",
+                                        ncols=k + 1, value_range=v.vr, labels=labels)
+    return Section(
+        "hash-queries", "Example queries",
+        f"{len(q)} {v.which} rows, drawn at random, as queries: the {k} training rows whose codes are nearest "
+        "in Hamming distance (bits that differ), with their labels.", png)
+
+
 SECTIONS = {
     "mean": _mean, "components": _components, "spectrum": _spectrum,
     "reconstructions-by-k": _reconstructions_by_k, "reconstructions": _reconstructions,
@@ -331,6 +376,7 @@ SECTIONS = {
     "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
     "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
     "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion,
+    "hash-queries": _hash_queries,
 }
 _LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
 
@@ -348,7 +394,7 @@ def report_sections(est, dataset, *, n_show: int = 10, seed: int = 0) -> list[Se
 
 def _loss_label(est) -> str:
     loss = getattr(est, "loss_", None)
-    what = {"bce": "cross-entropy", "mse": "squared error"}.get(loss, "loss")
+    what = {"bce": "cross-entropy", "mse": "squared error", "multinomial": "multinomial −log-likelihood"}.get(loss, "loss")
     if not loss:
         return "loss per example"
     if "kl" in est.history_[0]:

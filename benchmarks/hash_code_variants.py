@@ -1,0 +1,91 @@
+"""Which binary code retrieves better: noise injection or the straight-through estimator?
+
+Protocol (one run, one split): 20 Newsgroups by date, counts of the 2000 most frequent
+training words (aekit.load_dataset("20newsgroups")); aekit.SemanticHasher with 32 bits,
+encoder 2000-500-500-32 (ReLU), multinomial loss, Adam lr 1e-3, batch 128, EPOCHS epochs, seed 0.
+The 7532 test documents query the 11314 training documents by Hamming distance; relevant =
+same newsgroup; precision@100 averaged over the queries (aekit.apps.hamming's metric).
+
+Variants: binary_code='noise' with code_noise σ = 4 (Salakhutdinov & Hinton's N(0, 16)) and
+σ = 1; 'straight-through' (σ = 0); and the reference without binarisation pressure: the same
+sigmoid code trained with σ = 0 ('noise' with no noise), thresholded at 0.5 only at inference.
+
+    nice -n 5 python benchmarks/hash_code_variants.py            # ~15 min on one thread
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine_info  # noqa: E402
+
+EPOCHS = int(os.environ.get("HASH_EPOCHS", 30))
+VARIANTS = {
+    "noise sigma=4": dict(binary_code="noise", code_noise=4.0),
+    "noise sigma=1": dict(binary_code="noise", code_noise=1.0),
+    "straight-through": dict(binary_code="straight-through", code_noise=0.0),
+    "no pressure (sigmoid, thresholded after training)": dict(binary_code="noise", code_noise=0.0),
+}
+CACHE = Path(os.environ.get("HASH_CACHE", "/tmp/aekit_hash_variants.npz"))
+
+
+def train_codes(ds) -> dict:
+    import aekit
+
+    out, seconds = {}, {}
+    for name, kw in VARIANTS.items():
+        h = aekit.SemanticHasher(n_components=32, epochs=EPOCHS, batch_size=128, random_state=0, **kw)
+        t0 = time.perf_counter()
+        h.fit(ds.X_train)
+        seconds[name] = time.perf_counter() - t0
+        out[name] = (h.train_codes(), h.transform(ds.X_test))
+        print(f"{name}: trained in {seconds[name]:.0f}s, loss {h.history_[-1]['loss']:.1f}", flush=True)
+    return out, seconds
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    import aekit
+
+    ds = aekit.load_dataset("20newsgroups")
+    if CACHE.exists():
+        z = np.load(CACHE, allow_pickle=False)
+        codes = {n: (z[f"{i}_train"], z[f"{i}_test"]) for i, n in enumerate(VARIANTS)}
+        seconds = json.loads(str(z["seconds"]))
+    else:
+        codes, seconds = train_codes(ds)
+        np.savez(CACHE, seconds=json.dumps(seconds),
+                 **{f"{i}_{s}": codes[n][j] for i, n in enumerate(VARIANTS) for j, s in enumerate(("train", "test"))})
+    if os.environ.get("HASH_TRAIN_ONLY"):
+        return
+    from aekit.apps.hamming import HammingIndex, precision_at_k
+
+    results = {}
+    for name, (B_tr, B_te) in codes.items():
+        _, idx = HammingIndex(backend="numpy").fit(B_tr).kneighbors(B_te, 100)
+        p100 = float(precision_at_k(ds.y_train[idx], ds.y_test, 100))
+        results[name] = {"precision_at_100": p100, "fit_seconds": seconds[name],
+                         "mean_bit_activity": float(B_tr.mean()), "settings": VARIANTS[name]}
+        print(f"{name}: precision@100 = {p100:.4f}")
+    doc = {"benchmark": "hash_code_variants", "machine": machine_info(),
+           "note": "one run, seed 0; machine shared with other jobs (timings indicative only)",
+           "protocol": {"data": "20newsgroups bydate, 2000 most frequent training words (counts)",
+                        "n_train": int(ds.X_train.shape[0]), "n_test": int(ds.X_test.shape[0]),
+                        "bits": 32, "hidden": [500, 500], "epochs": EPOCHS, "batch_size": 128,
+                        "queries": "test documents against the training documents, Hamming distance",
+                        "relevant": "same newsgroup", "metric": "precision@100 averaged over queries"},
+           "results": results}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "hash_code_variants.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
