@@ -230,7 +230,7 @@ def test_user_text_folder_and_csv(tmp_path):
 
 # -- SemanticHasher ---------------------------------------------------------------------------
 def _hasher(**kw):
-    params = dict(n_components=8, hidden_layer_sizes=(64,), epochs=40, batch_size=32, learning_rate=3e-3,
+    params = dict(n_components=8, hidden_layer_sizes=(64,), epochs=25, batch_size=32, learning_rate=5e-3,
                   random_state=0)
     return aekit.SemanticHasher(**{**params, **kw})
 
@@ -314,7 +314,7 @@ def test_cli_fit_hash_then_search(tmp_path):
         (folder / f"{i}.txt").write_text(doc)
     out = tmp_path / "run"
     rc = main(["fit", "--data", str(tmp_path / "corpus"), "--model", "hash", "--bits", "8", "--hidden", "32",
-               "--epochs", "30", "--lr", "0.003", "--batch-size", "16", "--out", str(out), "--quiet"])
+               "--epochs", "20", "--lr", "0.005", "--batch-size", "16", "--out", str(out), "--quiet"])
     assert rc == 0
     assert {"model.safetensors", "metrics.json", "report.html", "search.json"} <= {p.name for p in out.iterdir()}
     buf = io.StringIO()
