@@ -332,3 +332,15 @@ def test_cli_fit_hash_then_search(tmp_path):
     lines = [ln for ln in buf.getvalue().splitlines() if re.match(r"\s*\d+\s+\d+\s", ln)]
     assert len(lines) == 10 and sum("music" in ln for ln in lines) >= 8, buf.getvalue()
     assert main(["search", "--model", str(out)]) == 2  # neither --query nor --query-file
+
+
+def test_log1p_input_transform_is_what_the_encoder_reads():
+    X = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 5.0]])
+    model = build_model(3, n_components=2, hidden_layer_sizes=(), binary_code="straight-through",
+                        input_transform="log1p", center=True)
+    model.init_from_data(X)
+    assert torch.allclose(model.offset, torch.log1p(X).mean(0))
+    assert torch.allclose(model.centred(X), torch.log1p(X) - torch.log1p(X).mean(0))
+    assert torch.allclose(model.pre_code(X), torch.log1p(X) - torch.log1p(X).mean(0))  # no hidden layer
+    plain = build_model(3, n_components=2, hidden_layer_sizes=())
+    assert torch.equal(plain.centred(X), X)

@@ -46,7 +46,7 @@ class SemanticHasher(_NeuralEstimator):
     rows' codes by Hamming distance.
     """
 
-    _param_defaults = parameters("size", "mlp", "binary", "loss", "corruption", "l1", "decay", "train",
+    _param_defaults = parameters("size", "input", "mlp", "binary", "loss", "corruption", "l1", "decay", "train",
                                  n_components=32, hidden_layer_sizes=(500, 500), binary_code=DEFAULT_BINARY_CODE,
                                  code_noise=DEFAULT_CODE_NOISE, epochs=50)
     report_sections = ("hash-precision-recall", "code-map", "hash-queries", "loss-curves")

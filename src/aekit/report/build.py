@@ -50,6 +50,15 @@ def _finite(v):
     return v if math.isfinite(v) else None
 
 
+def _reconstruction(est, X) -> np.ndarray:
+    """x̂ in the units of x: the reconstruction, times the row's total N for a multinomial
+    model (whose x̂ is a distribution over the features): the expected counts N·softmax(a)."""
+    R = est.reconstruct(X)
+    if getattr(est, "loss_", None) == "multinomial":
+        R = R * np.asarray(X, dtype=np.float32).reshape(len(X), -1).sum(1, keepdims=True)
+    return R
+
+
 # -- metrics ------------------------------------------------------------------------------
 def evaluate(est, dataset) -> dict:
     """Reconstruction metrics of a fitted estimator on ``dataset`` (JSON-ready floats).
@@ -63,9 +72,9 @@ def evaluate(est, dataset) -> dict:
     out: dict = {}
     X_tr, X_te = dataset.X_train, dataset.X_test
     has_test = X_te.shape[0] > 0
-    out["train_squared_error_per_example"] = _finite(squared_error_per_example(X_tr, est.reconstruct(X_tr)))
+    out["train_squared_error_per_example"] = _finite(squared_error_per_example(X_tr, _reconstruction(est, X_tr)))
     if has_test:
-        out["test_squared_error_per_example"] = _finite(squared_error_per_example(X_te, est.reconstruct(X_te)))
+        out["test_squared_error_per_example"] = _finite(squared_error_per_example(X_te, _reconstruction(est, X_te)))
         mean = X_tr.astype(np.float64).mean(axis=0)
         out["baseline_test_squared_error_per_example"] = _finite(squared_error_per_example(X_te, np.broadcast_to(mean, X_te.shape)))
         try:
