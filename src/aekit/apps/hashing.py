@@ -122,6 +122,12 @@ class SemanticHasher(_NeuralEstimator):
             raise ValueError(f"r must be an integer >= 0 (a Hamming distance); got {r!r}.")
         return self._search_index().radius_neighbors(self.transform(X), int(r))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = []  # transform gives uint8 bits, whatever the input
+        return tags
+
     # -- save protocol: the model's arrays plus the training codes ------------------------
     def _get_state(self):
         arrays, meta = super()._get_state()
