@@ -344,3 +344,20 @@ def test_log1p_input_transform_is_what_the_encoder_reads():
     assert torch.allclose(model.pre_code(X), torch.log1p(X) - torch.log1p(X).mean(0))  # no hidden layer
     plain = build_model(3, n_components=2, hidden_layer_sizes=())
     assert torch.equal(plain.centred(X), X)
+
+
+def test_report_precision_recall_curves_hold_the_hasher_and_the_baselines(fitted, corpus):
+    from aekit.apps.retrieval import precision_recall_by_radius
+    from aekit.report.build import hash_pr_curves
+
+    X, y, X_te, y_te = corpus
+    ds = aekit.Dataset("topics", X, X_te, y, y_te, None, (0.0, float(X.max())), list(TOPICS), "test")
+    rows = np.arange(0, len(y_te), 2)
+    curves, skipped = hash_pr_curves(fitted, ds, rows)
+    assert set(curves) == {"aekit SemanticHasher (8 bits)", "LSH (random hyperplanes)", "PCA + sign", "ITQ",
+                           "spectral hashing"} and skipped == []
+    pr = precision_recall_by_radius(fitted.transform(X_te[rows]), fitted.train_codes(), y_te[rows], y)
+    ok = np.isfinite(pr["precision"])
+    recall, precision = curves["aekit SemanticHasher (8 bits)"]
+    assert np.array_equal(recall, pr["recall"][ok]) and np.array_equal(precision, pr["precision"][ok])
+    assert recall[-1] == pytest.approx(1.0)  # the ball of radius n_bits holds every training row

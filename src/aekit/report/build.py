@@ -354,36 +354,46 @@ def _baseline_input(est, X_train, X):
     return (tfidf.transform(X_train).toarray().astype(np.float32), tfidf.transform(X).toarray().astype(np.float32))
 
 
-def _hash_precision_recall(v: _View):
-    """Precision–recall over Hamming radii for the hasher and the baselines, same queries."""
-    ds = v.dataset
-    if v.y is None or ds.y_train is None or v.which != "test":
-        return None
+def hash_pr_curves(est, dataset, rows, *, seed: int = 0) -> tuple[dict, list]:
+    """Precision–recall by Hamming radius, test ``rows`` querying the training rows, for the
+    hasher and the classical baselines at its code length: ({name: (recall, precision)},
+    names of the baselines that do not apply)."""
     from ..apps import hash_baselines
     from ..apps.retrieval import precision_recall_by_radius
 
-    rng = np.random.default_rng(v.seed)
-    q = np.sort(rng.choice(v.X.shape[0], min(PR_QUERIES, v.X.shape[0]), replace=False))
-    n_bits = int(v.est.n_bits)
+    n_bits = int(est.n_bits)
+    X, y = dataset.X_test[rows], dataset.y_test[rows]
     curves = {}
 
     def add(name, db_bits, q_bits):
-        pr = precision_recall_by_radius(q_bits, db_bits, v.y[q], ds.y_train)
+        pr = precision_recall_by_radius(q_bits, db_bits, y, dataset.y_train)
         ok = np.isfinite(pr["precision"])
         curves[name] = (np.asarray(pr["recall"])[ok], np.asarray(pr["precision"])[ok])
 
-    add(f"aekit SemanticHasher ({n_bits} bits)", v.est.train_codes(), v.est.transform(v.X[q]))
-    B_tr, B_q = _baseline_input(v.est, ds.X_train, v.X[q])
+    add(f"aekit SemanticHasher ({n_bits} bits)", est.train_codes(), est.transform(X))
+    B_tr, B_q = _baseline_input(est, dataset.X_train, X)
     skipped = []
     for name, cls in (("LSH (random hyperplanes)", hash_baselines.RandomHyperplaneLSH), ("PCA + sign", hash_baselines.PCASign),
                       ("ITQ", hash_baselines.ITQ), ("spectral hashing", hash_baselines.SpectralHashing)):
-        kwargs = {"random_state": v.seed} if "random_state" in cls().get_params() else {}
+        kwargs = {"random_state": seed} if "random_state" in cls().get_params() else {}
         try:
             h = cls(n_bits=n_bits, **kwargs).fit(B_tr)
         except ValueError:  # more bits than the data have principal directions
             skipped.append(name)
             continue
         add(name, h.transform(B_tr), h.transform(B_q))
+    return curves, skipped
+
+
+def _hash_precision_recall(v: _View):
+    """Precision–recall over Hamming radii for the hasher and the baselines, same queries."""
+    ds = v.dataset
+    if v.y is None or ds.y_train is None or v.which != "test":
+        return None
+    rng = np.random.default_rng(v.seed)
+    q = np.sort(rng.choice(v.X.shape[0], min(PR_QUERIES, v.X.shape[0]), replace=False))
+    n_bits = int(v.est.n_bits)
+    curves, skipped = hash_pr_curves(v.est, ds, q, seed=v.seed)
     what = "TF-IDF of the word counts" if getattr(v.est, "loss_", None) == "multinomial" else "the rows"
     return Section(
         "hash-precision-recall", "Precision–recall against the hashing baselines",
