@@ -230,7 +230,7 @@ def test_user_text_folder_and_csv(tmp_path):
 
 # -- SemanticHasher ---------------------------------------------------------------------------
 def _hasher(**kw):
-    params = dict(n_components=8, hidden_layer_sizes=(64,), epochs=40, batch_size=32, learning_rate=3e-3,
+    params = dict(n_components=8, hidden_layer_sizes=(64,), epochs=25, batch_size=32, learning_rate=5e-3,
                   random_state=0)
     return aekit.SemanticHasher(**{**params, **kw})
 
@@ -246,6 +246,9 @@ def test_hasher_bits_loss_and_shapes(fitted, corpus):
     B = fitted.transform(X_te)
     assert B.dtype == np.uint8 and B.shape == (X_te.shape[0], 8) and set(np.unique(B)) == {0, 1}
     assert fitted.loss_ == "multinomial" and fitted.n_bits == 8
+    with torch.inference_mode():  # the model's own code, before any cast, is already exactly 0/1
+        h = fitted.model_.encode_point(torch.from_numpy(X_te))
+    assert set(h.unique().tolist()) == {0.0, 1.0} and 0.1 < float(h.mean()) < 0.9
     assert np.array_equal(fitted.train_codes(), fitted.transform(X))
     assert np.array_equal(fitted.transform_packed(X_te), hamming.pack_bits(B))
     import scipy.sparse
@@ -311,7 +314,7 @@ def test_cli_fit_hash_then_search(tmp_path):
         (folder / f"{i}.txt").write_text(doc)
     out = tmp_path / "run"
     rc = main(["fit", "--data", str(tmp_path / "corpus"), "--model", "hash", "--bits", "8", "--hidden", "32",
-               "--epochs", "30", "--lr", "0.003", "--batch-size", "16", "--out", str(out), "--quiet"])
+               "--epochs", "20", "--lr", "0.005", "--batch-size", "16", "--out", str(out), "--quiet"])
     assert rc == 0
     assert {"model.safetensors", "metrics.json", "report.html", "search.json"} <= {p.name for p in out.iterdir()}
     buf = io.StringIO()
@@ -329,3 +332,15 @@ def test_cli_fit_hash_then_search(tmp_path):
     lines = [ln for ln in buf.getvalue().splitlines() if re.match(r"\s*\d+\s+\d+\s", ln)]
     assert len(lines) == 10 and sum("music" in ln for ln in lines) >= 8, buf.getvalue()
     assert main(["search", "--model", str(out)]) == 2  # neither --query nor --query-file
+
+
+def test_log1p_input_transform_is_what_the_encoder_reads():
+    X = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 5.0]])
+    model = build_model(3, n_components=2, hidden_layer_sizes=(), binary_code="straight-through",
+                        input_transform="log1p", center=True)
+    model.init_from_data(X)
+    assert torch.allclose(model.offset, torch.log1p(X).mean(0))
+    assert torch.allclose(model.centred(X), torch.log1p(X) - torch.log1p(X).mean(0))
+    assert torch.allclose(model.pre_code(X), torch.log1p(X) - torch.log1p(X).mean(0))  # no hidden layer
+    plain = build_model(3, n_components=2, hidden_layer_sizes=())
+    assert torch.equal(plain.centred(X), X)

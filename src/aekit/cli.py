@@ -515,6 +515,10 @@ def _fit(args) -> int:
         what = (f"test squared error per example {_num(err)} (predicting the training mean: {_num(base)})"
                 if err is not None else
                 f"training squared error per example {_num(metrics.get('train_squared_error_per_example'))}")
+        hit = next((key for key in metrics if key.startswith("test_precision_at_")), None)
+        if hit is not None and metrics[hit] is not None:
+            what = (f"test precision@{hit.rsplit('_', 1)[1]} {metrics[hit]:.2%}, mAP "
+                    f"{_num(metrics.get('test_mean_average_precision'))} (relevant = same label)")
         if metrics.get("test_accuracy") is not None:
             what = f"test accuracy {metrics['test_accuracy']:.2%} with {metrics.get('n_labelled')} labels; {what}"
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "

@@ -141,6 +141,9 @@ class _NeuralEstimator(AekitEstimator):
             if lo < 0.0 or hi > 1.0:
                 raise ValueError(f"{type(self).__name__}: this model was trained with cross-entropy on data in [0, 1]; "
                                  f"X lies in [{lo:g}, {hi:g}]. Scale X as the training data were.")
+        if self.loss_ == "multinomial" and float(X.min()) < 0.0:
+            raise ValueError(f"{type(self).__name__}: this model was trained with the multinomial loss on counts; "
+                             f"X has negative values (down to {float(X.min()):g}).")
         return X
 
     def transform(self, X) -> np.ndarray:

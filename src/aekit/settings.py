@@ -183,6 +183,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("mlp", "model"), low=1, flag="--hidden"),
     Setting("activation", "choice", "relu", "activation of the hidden layers", ("mlp", "conv", "model"), choices=ACTIVATIONS),
     Setting("tied", "bool", False, "the decoder uses the encoder's weights transposed (MLP only)", ("tied", "model")),
+    Setting("input_transform", "choice", None, "what the encoder reads: None (x itself) or 'log1p' (log(1 + x), "
+            "for word counts); the loss still compares with x", ("input", "model"), choices=(None, "log1p")),
     Setting("center", "bool", False, "the encoder sees x − mean(X_train), as PCA does", ("center", "model")),
     Setting("conv_channels", "sizes", None, "channels of the 3×3 stride-2 convolutions (each halves H and W); "
             "None: an MLP",

@@ -460,7 +460,7 @@ def text_listing_figure(blocks, *, title: str = "") -> bytes:
     for heading, body in blocks:
         lines += textwrap.wrap(heading, 130) or [""]
         lines += ["  " + b[:128] for b in body] + [""]
-    fig = _new_figure(11, 0.6 + 0.17 * len(lines))
+    fig = _new_figure(11, 0.4 + 0.135 * len(lines))
     fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=7.5, va="top", ha="left")
     if title:
         fig.suptitle(title, fontsize=10, x=0.01, ha="left", y=1.0)
