@@ -61,10 +61,15 @@ def test_pack_layout_bit_j_is_bit_j_mod_64_of_word_j_div_64():
 
 
 def test_distances_equal_brute_force(rng):
-    for n_bits in (7, 64, 100, 130):
+    for n_bits in (7, 64, 100, 130, 300):
         a, b = random_bits(rng, 40, n_bits), random_bits(rng, 55, n_bits)
         d = hamming_distances(pack_bits(a), pack_bits(b))
         np.testing.assert_array_equal(d, brute_distances(a, b))
+
+
+def test_distances_beyond_255_bits():
+    zeros, ones = np.zeros((1, 300), np.uint8), np.ones((2, 300), np.uint8)
+    np.testing.assert_array_equal(hamming_distances(pack_bits(zeros), pack_bits(ones)), [[300, 300]])
 
 
 def test_distances_popcount_without_bitwise_count(rng, monkeypatch):
