@@ -25,6 +25,7 @@ on the validation set as the paper did.
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 
 import numpy as np
@@ -60,8 +61,14 @@ def main():
     ap.add_argument("--finetune-lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", nargs="*", default=[], metavar="MODEL:NAME=VALUE",
+                    help="a model's regulariser other than the default, e.g. CAE:contractive=1.0")
     ap.add_argument("--name", default="rifai2011")
     args = ap.parse_args()
+    for item in args.set:
+        model, assignment = item.split(":", 1)
+        key, value = assignment.split("=", 1)
+        MODELS[model] = {**MODELS[model], key: ast.literal_eval(value)}
     torch.set_num_threads(args.threads)
 
     import aekit

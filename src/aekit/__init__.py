@@ -22,6 +22,7 @@ from .export import export_onnx
 from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
 from .supervised import AutoencoderClassifier, AutoencoderRegressor  # noqa: E402
 from .apps import restore  # noqa: E402
+from .apps.hashing import SemanticHasher  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -33,6 +34,7 @@ __all__ = [
     "LinearAutoencoder",
     "AutoencoderClassifier",
     "AutoencoderRegressor",
+    "SemanticHasher",
     "PCA",
     "FactorAnalysis",
     "SparseCoding",

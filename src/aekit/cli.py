@@ -6,6 +6,8 @@
     aekit tangents --model runs/digits --input X.npy --k 3 --out tangents/
     aekit restore --model runs/inpaint --input damaged/ --mask masks/ --output restored/
     aekit datasets
+    aekit fit --data 20newsgroups --model hash --bits 32 --out runs/news
+    aekit search --model runs/news --query "the shuttle launch was delayed" --k 10
 
 The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
 :mod:`aekit.report`, and writes every file atomically; a run folder is replaced whole or not
@@ -46,6 +48,7 @@ MODELS = {
     "fa": ("aekit.linear", "FactorAnalysis"),
     "sparse-coding": ("aekit.linear", "SparseCoding"),
     "classifier": ("aekit.supervised", "AutoencoderClassifier"),
+    "hash": ("aekit.apps.hashing", "SemanticHasher"),
 }
 SMALL_PROBLEM = 2e6  # n_train * n_features at or below which --threads defaults to 1
 
@@ -119,7 +122,7 @@ class UserError(ValueError):
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model options (from aekit.settings; each passed only to the models that take it)")
     for setting, kwargs in model_options():
-        g.add_argument(setting.option, dest=setting.name, default=argparse.SUPPRESS,
+        g.add_argument(setting.option, *setting.aliases, dest=setting.name, default=argparse.SUPPRESS,
                        help=f"{setting.help} ({_defaults_text(setting.name)})".replace("%", "%%"), **kwargs)
 
 
@@ -255,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: 1e-4)")
     rs.add_argument("--threads", type=int, default=None, metavar="N",
                     help="CPU threads for torch (default: torch's choice)")
+    se = sub.add_parser(
+        "search", formatter_class=_Formatter, help="the training documents nearest a query, by Hamming distance",
+        description="Load a hashing run (aekit fit --model hash), hash the query and print the nearest training "
+                    "documents: rank, Hamming distance between codes, label and the document's first words.")
+    se.add_argument("--model", required=True, metavar="DIR", help="a run folder written by 'aekit fit --model hash'")
+    what = se.add_mutually_exclusive_group()
+    what.add_argument("--query", default=None, metavar="TEXT", help="the query text (runs on documents)")
+    what.add_argument("--query-file", default=None, metavar="FILE",
+                      help="a text file holding the query (runs on documents), or a .npy/.npz/.csv/.tsv file whose "
+                           "rows are queries (runs on other data)")
+    se.add_argument("--k", type=int, default=10, metavar="K", help="how many documents to list per query (default: 10)")
 
     ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
                         description="List the named data sets, their sizes and the folder where each is cached.")
@@ -361,7 +375,7 @@ def _text(value) -> str:
 # sees the previous complete run or the new complete run, never a mix, and a failure or a
 # kill leaves the previous run in place. Temporaries are named .<name>.tmp-<pid>-<random>;
 # the previous run is moved aside as .<name>.old-<pid>-<random> while the new one moves in.
-RUN_FILES = ("model.safetensors", "metrics.json", "report.html")
+RUN_FILES = ("model.safetensors", "metrics.json", "report.html", "search.json")
 _RUN_MARKERS = ("model.safetensors", "metrics.json")
 
 
@@ -586,8 +600,10 @@ def _fit(args) -> int:
                 "test_fraction": args.test_fraction, "seed": args.seed,
                 "threads": torch.get_num_threads(),
                 **{k: v for k, v in est.get_params(deep=False).items() if k not in ("verbose", "checkpoint_path")}}
-    with run_folder(out, args.out) as run_dir:  # all three files, or none
+    with run_folder(out, args.out) as run_dir:  # all the files, or none
         aekit_io.save(est, run_dir / "model.safetensors")
+        if hasattr(est, "train_codes_"):  # a hashing run: what `aekit search` shows beside the codes
+            aekit_io.atomic_write_text(run_dir / "search.json", json.dumps(_jsonable(search_data(dataset))) + "\n")
         metrics["total_seconds"] = time.perf_counter() - t_start  # so far; updated below
         report.build_report(est, dataset, metrics, run_dir / "report.html", settings=settings, seed=args.seed)
         metrics["total_seconds"] = time.perf_counter() - t_start
@@ -606,6 +622,10 @@ def _fit(args) -> int:
         what = (f"test squared error per example {_num(err)} (predicting the training mean: {_num(base)})"
                 if err is not None else
                 f"training squared error per example {_num(metrics.get('train_squared_error_per_example'))}")
+        hit = next((key for key in metrics if key.startswith("test_precision_at_")), None)
+        if hit is not None and metrics[hit] is not None:
+            what = (f"test precision@{hit.rsplit('_', 1)[1]} {metrics[hit]:.2%}, mAP "
+                    f"{_num(metrics.get('test_mean_average_precision'))} (relevant = same label)")
         if metrics.get("test_accuracy") is not None:
             what = f"test accuracy {metrics['test_accuracy']:.2%} with {metrics.get('n_labelled')} labels; {what}"
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
@@ -934,14 +954,97 @@ def _restore(args) -> int:
     return 0
 
 
+def search_data(dataset) -> dict:
+    """What `aekit search` needs beside the model: the vocabulary (to count a query's words),
+    the training rows' labels and label names, and the start of each training document."""
+    return {"data": dataset.name, "vocabulary": dataset.vocabulary, "label_names": dataset.label_names,
+            "labels": None if dataset.y_train is None else np.asarray(dataset.y_train).tolist(),
+            "texts": dataset.texts_train}
+
+
+def _read_search_data(folder: Path) -> dict:
+    path = folder / "search.json"
+    if not path.is_file():
+        raise UserError(f"--model {_text(str(folder))} holds no search.json: give a run folder written by "
+                        "'aekit fit --model hash'.")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {_text(str(path))}: {exc}") from None
+    if not isinstance(info, dict) or not {"vocabulary", "label_names", "labels", "texts"} <= set(info):
+        raise UserError(f"{_text(str(path))} is damaged: it lacks the vocabulary, labels or texts entries.")
+    return info
+
+
+def _queries(args, vocabulary) -> tuple[np.ndarray, list[str]]:
+    """The query rows (word counts over ``vocabulary`` for text runs) and how to show each."""
+    from .data.text import count_matrix, snippet
+
+    if args.query is None and args.query_file is None:
+        raise UserError("give the query: --query TEXT or --query-file FILE.")
+    if vocabulary is None:
+        if args.query is not None:
+            raise UserError("--query TEXT needs a run on documents; this run's rows are not text: use --query-file "
+                            "with a .npy/.npz/.csv/.tsv file of rows.")
+        X = read_rows(args.query_file)
+        return X, [f"row {i} of {_text(args.query_file)}" for i in range(X.shape[0])]
+    if args.query is not None:
+        text = args.query
+    else:
+        try:
+            data = Path(args.query_file).read_bytes()
+        except OSError as exc:
+            raise UserError(f"--query-file: {_os_error(exc)}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    X = count_matrix([text], vocabulary)
+    if not X.any():
+        print("aekit: warning: none of the query's words is in the model's vocabulary; its code is that of an "
+              "empty document.", file=sys.stderr)
+    return X, [snippet(text, 120)]
+
+
+def cmd_search(args) -> int:
+    from .io import load
+
+    folder = Path(args.model)
+    if not folder.is_dir():
+        raise UserError(f"--model {_text(args.model)}: not a run folder (give the --out folder of 'aekit fit --model hash').")
+    info = _read_search_data(folder)
+    est = load(folder)
+    if not hasattr(est, "kneighbors") or not hasattr(est, "train_codes_"):
+        raise UserError(f"--model {_text(args.model)} holds a {type(est).__name__}, not a hashing model.")
+    if isinstance(args.k, bool) or args.k < 1:
+        raise UserError(f"--k must be an integer >= 1; got {args.k}.")
+    X, shown = _queries(args, info["vocabulary"])
+    n_train = int(est.train_codes_.shape[0])
+    k = min(args.k, n_train)
+    try:
+        dist, idx = est.kneighbors(X, k)
+    except ValueError as exc:
+        raise UserError(f"the query: {exc}") from None
+    labels, names, texts = info["labels"], info["label_names"], info["texts"]
+    for q in range(X.shape[0]):
+        print(f"query: {shown[q]}")
+        print(f"{'rank':>4}  {'distance':>8}  {'label':<24}  document")
+        for r, (d, i) in enumerate(zip(np.asarray(dist[q]), np.asarray(idx[q])), start=1):
+            i = int(i)
+            label = "" if labels is None else (names[labels[i]] if names else str(labels[i]))
+            doc = texts[i][:100] if texts else f"training row {i}"
+            print(f"{r:>4}  {int(d):>8}  {label:<24}  {doc}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import available_datasets, data_home
 
     rows = []
     for info in available_datasets(args.data_dir):
-        c, h, w = info["image_shape"]
+        shape = "x".join(map(str, info["image_shape"])) if info["image_shape"] else "words"
         status = "yes" if info["available"] else ("download" if info["downloadable"] else "no")
-        rows.append((info["name"], f"{info['n_train']}/{info['n_test']}", f"{c}x{h}x{w}", str(info["n_classes"]),
+        rows.append((info["name"], f"{info['n_train']}/{info['n_test']}", shape, str(info["n_classes"]),
                      status, info["location"]))
     header = ("NAME", "TRAIN/TEST", "SHAPE", "CLASSES", "LOCAL", "LOCATION")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
@@ -976,7 +1079,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "export": cmd_export,
-               "tangents": cmd_tangents, "restore": cmd_restore,
+               "tangents": cmd_tangents, "restore": cmd_restore, "search": cmd_search,
                "datasets": cmd_datasets}[args.verb]
     try:
         return handler(args)

@@ -81,10 +81,11 @@ class _NeuralEstimator(AekitEstimator):
     def _fit_setup(self, X2: np.ndarray, p, *, stats=None) -> None:
         """What every fit does before training: the data's range and loss, the model built
         (seeded) and started at the data's mean. ``stats`` = (min, max, mean row) of
-        out-of-core data, measured by one streaming pass, stands in for X2."""
+        out-of-core data, measured by one streaming pass, stands in for X2 (there 'auto' does
+        not look for count data: give loss='multinomial' for out-of-core word counts)."""
         lo, hi = (float(X2.min()), float(X2.max())) if stats is None else stats[:2]
         self.value_range_ = (lo, hi)
-        self.loss_ = resolve_loss(p.loss, self.value_range_)
+        self.loss_ = resolve_loss(p.loss, self.value_range_, X2 if stats is None else None)
         if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
             raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
         self.n_components_ = int(p.n_components)
@@ -173,6 +174,9 @@ class _NeuralEstimator(AekitEstimator):
             if lo < 0.0 or hi > 1.0:
                 raise ValueError(f"{type(self).__name__}: this model was trained with cross-entropy on data in [0, 1]; "
                                  f"X lies in [{lo:g}, {hi:g}]. Scale X as the training data were.")
+        if self.loss_ == "multinomial" and float(X.min()) < 0.0:
+            raise ValueError(f"{type(self).__name__}: this model was trained with the multinomial loss on counts; "
+                             f"X has negative values (down to {float(X.min()):g}).")
         return X
 
     def transform(self, X) -> np.ndarray:

@@ -2,7 +2,7 @@
 
     loss(x) = mean_batch [ L(x, g(code(f(C(x))))) ] + Σ_k w_k Ω_k
 
-C corrupts (training only), f's body maps C(x) to what the code layer reads, ``code`` makes
+C corrupts (training only), f's body maps C(x) (optionally log(1 + C(x)), centred) to what the code layer reads, ``code`` makes
 the code (deterministic or Gaussian), g decodes, L compares with the clean x, Ω are the
 penalties. A denoising autoencoder is C = masking; a VAE is a Gaussian code with its KL as a
 penalty; they combine freely. :func:`build_model` makes one from the declared settings.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .parts.codes import DeterministicCode, GaussianCode
+from .parts.codes import BinaryCode, DeterministicCode, GaussianCode
 from .parts.corruption import IMAGE_NOISES, NoCorruption, infer_image_shape, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
@@ -40,8 +40,11 @@ class AutoencoderModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, code: nn.Module, decoder: nn.Module,
                  loss: ReconstructionLoss, corruption: nn.Module | None = None, penalties=(),
-                 center: int | None = None):
+                 center: int | None = None, input_transform: str | None = None):
         super().__init__()
+        if input_transform not in (None, "log1p"):
+            raise ValueError(f"input_transform must be None or 'log1p'; got {input_transform!r}.")
+        self.input_transform = input_transform
         if center:  # f sees x − m: a fixed offset (the training mean), saved with the weights
             self.register_buffer("offset", torch.zeros(int(center)))
         else:
@@ -55,8 +58,15 @@ class AutoencoderModel(nn.Module):
         self.recon_weight = 1.0  # 0 while a supervised stage trains on labels alone
 
     # -- the maps ------------------------------------------------------------------------
+    def transformed(self, x: torch.Tensor) -> torch.Tensor:
+        """log(1 + x) with input_transform='log1p' (word counts: damps long documents and
+        repeated words), else x."""
+        return torch.log1p(x) if self.input_transform == "log1p" else x
+
     def centred(self, x: torch.Tensor) -> torch.Tensor:
-        """x − m when centring, else x: what the encoder's first layer sees."""
+        """t(x) − m when centring, else t(x) (t: the input transform): what the encoder's first
+        layer sees."""
+        x = self.transformed(x)
         return x if self.offset is None else x - self.offset
 
     def pre_code(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +94,8 @@ class AutoencoderModel(nn.Module):
 
     def encoder_layers(self):
         """(linears, activations) of f when it is an MLP with a deterministic code, else None."""
-        if isinstance(self.encoder, (MLP, nn.Identity)) and isinstance(self.code, DeterministicCode):
+        if (isinstance(self.encoder, (MLP, nn.Identity)) and isinstance(self.code, DeterministicCode)
+                and self.input_transform is None):
             linears = list(self.encoder.linears) if isinstance(self.encoder, MLP) else []
             acts = self.encoder.activations if isinstance(self.encoder, MLP) else []
             return linears + [self.code.linear], acts + [self.code.activation]
@@ -101,8 +112,14 @@ class AutoencoderModel(nn.Module):
         at the mean reconstruction instead of spending its first steps finding it."""
         m = X.mean(0)
         if self.offset is not None:
-            self.offset.copy_(m)
-        target = m if self.loss.name == "mse" else torch.logit(m.clamp(1e-4, 1 - 1e-4))
+            self.offset.copy_(self.transformed(X).mean(0))
+        if self.loss.name == "multinomial":  # softmax(bias) = the corpus's word frequencies
+            freq = m.flatten() / m.sum().clamp_min(1e-12)
+            target = torch.log(freq.clamp_min(1e-6)).reshape(m.shape)
+        elif self.loss.name == "mse":
+            target = m
+        else:
+            target = torch.logit(m.clamp(1e-4, 1 - 1e-4))
         bias = self.output_bias()
         if bias is None:
             return
@@ -195,7 +212,8 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
-    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω.
+    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω;
+    ``binary_code`` ('noise' or 'straight-through') makes it binary (semantic hashing).
     ``output_activation`` (MLP decoders) is applied to the decoder's output before the loss:
     a greedy stage that reconstructs a ReLU or tanh layer's codes uses it.
     """
@@ -230,7 +248,11 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if variational:
         if tied:
             raise ValueError("tied weights are not available with a Gaussian (VAE) code.")
+        if p["binary_code"] is not None:
+            raise ValueError("a code is either Gaussian (variational) or binary (binary_code), not both.")
         code = GaussianCode(features, k)
+    elif p["binary_code"] is not None:
+        code = BinaryCode(features, k, p["binary_code"], p["code_noise"])
     else:
         code = DeterministicCode(features, k, p["code_activation"], p["code_noise"])
 
@@ -246,7 +268,7 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["l1"]:
         penalties.append(L1Code(p["l1"]))
     if p["sparsity_weight"]:
-        if variational or p["code_activation"] != "sigmoid":
+        if variational or (p["code_activation"] != "sigmoid" and p["binary_code"] is None):
             raise ValueError("KL sparsity needs code activations in (0, 1): set code_activation='sigmoid'.")
         penalties.append(KLSparsity(p["sparsity_weight"], p["sparsity_target"]))
     if p["contractive"]:
@@ -263,4 +285,4 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
         image_shape = infer_image_shape(n_features)
     corruption = make_corruption(p["noise"], p["noise_level"], value_range, image_shape)
     return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
-                            center=n_features if p["center"] else None)
+                            center=n_features if p["center"] else None, input_transform=p["input_transform"])

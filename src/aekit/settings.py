@@ -52,6 +52,7 @@ class Setting:
     optional: bool = False          # None is a valid value
     min_len: int = 0                # for 'sizes'
     flag: str | None = None         # the CLI option (default: --name-with-dashes)
+    aliases: tuple = ()             # other spellings of the CLI option (e.g. --bits for the code size)
     cli: bool = True                # offered by `aekit fit`
 
     @property
@@ -169,16 +170,22 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     # -- the code ------------------------------------------------------------------------
     Setting("n_components", "int", 32, "code size k: units of the code layer, components of PCA/FA, atoms of sparse coding "
             "(None, linear models only: as many as the data allow)",
-            ("size", "model", "pca", "fa", "sparse"), low=1, flag="--code", optional=True),
+            ("size", "model", "pca", "fa", "sparse"), low=1, flag="--code", aliases=("--bits",), optional=True),
     Setting("code_activation", "choice", "linear", "activation of the code layer ('sigmoid' for KL sparsity)",
             ("code", "model"), choices=ACTIVATIONS),
     Setting("code_noise", "float", 0.0, "σ of Gaussian noise added to the code layer's input while training "
-            "(pushes sigmoid codes toward 0/1, as in semantic hashing)", ("code", "model"), low=0),
+            "(pushes sigmoid codes toward 0/1, as in semantic hashing)", ("code", "binary", "model"), low=0),
+    Setting("binary_code", "choice", None, "a binary code (bits, exactly 0/1 at inference, 1[Wf + b > 0]): None "
+            "(a real-valued code), 'noise' (training sees σ(a + code_noise·ε), pushed to 0/1 by the noise, as in "
+            "semantic hashing) or 'straight-through' (training sees the thresholded bits; the gradient is the "
+            "sigmoid's)", ("binary", "model"), choices=(None, "noise", "straight-through")),
     # -- the networks --------------------------------------------------------------------
     Setting("hidden_layer_sizes", "sizes", (256,), "encoder hidden layer sizes; the decoder mirrors them; () for none",
             ("mlp", "model"), low=1, flag="--hidden"),
     Setting("activation", "choice", "relu", "activation of the hidden layers", ("mlp", "conv", "model"), choices=ACTIVATIONS),
     Setting("tied", "bool", False, "the decoder uses the encoder's weights transposed (MLP only)", ("tied", "model")),
+    Setting("input_transform", "choice", None, "what the encoder reads: None (x itself) or 'log1p' (log(1 + x), "
+            "for word counts); the loss still compares with x", ("input", "model"), choices=(None, "log1p")),
     Setting("center", "bool", False, "the encoder sees x − mean(X_train), as PCA does", ("center", "model")),
     Setting("conv_channels", "sizes", None, "channels of the 3×3 stride-2 convolutions (each halves H and W); "
             "None: an MLP",
@@ -191,8 +198,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("beta", "float", 1.0, "weight β of a VAE's KL term", ("variational", "model"), low=0),
     Setting("n_score_samples", "int", 10, "draws of z per row in a VAE's score_samples (the ELBO)", ("variational",), low=1),
     # -- loss and corruption -------------------------------------------------------------
-    Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]) or 'auto' (bce when the "
-            "data lie in [0, 1])", ("loss", "model"), choices=("auto", "mse", "bce")),
+    Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]), 'multinomial' (word "
+            "counts: softmax over the features) or 'auto' (multinomial for count data: non-negative integers, "
+            "some above 1, more than one count per row on average; else bce when the data lie in [0, 1]; else mse)",
+            ("loss", "model"), choices=("auto", "mse", "bce", "multinomial")),
     Setting("noise", "choice", None, "input corruption while training: None, 'gaussian' (σ), 'masking' (p), "
             "'salt-and-pepper' or 'salt-pepper' (p), and the image damages 'blocks' (random squares, a fraction p "
             "missing), 'center-block' (a centred block of area p), 'watermark' (text/logo overlays, opacity up to "

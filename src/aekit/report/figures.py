@@ -483,3 +483,36 @@ def tangents_figure(points, tangent_sets: dict, image_shape=None, *, value_range
             rows += [_display_tile(v, image_shape, normalize=True) for v in T[i]]
     return _grid_figure(rows, P.shape[0], ncols, image_shape, normalize=grey, title=title,
                         tile_labels=labels * P.shape[0])
+
+
+# -- retrieval ---------------------------------------------------------------------------------
+def text_listing_figure(blocks, *, title: str = "") -> bytes:
+    """Lines of text as a figure (monospace): ``blocks`` is a list of (heading, [lines])."""
+    import textwrap
+
+    lines = []
+    for heading, body in blocks:
+        lines += textwrap.wrap(heading, 130) or [""]
+        lines += ["  " + b[:128] for b in body] + [""]
+    fig = _new_figure(11, 0.4 + 0.135 * len(lines))
+    fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=7.5, va="top", ha="left")
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left", y=1.0)
+    return to_png(fig)
+
+
+def precision_recall_figure(curves: dict, *, title: str = "Precision–recall") -> bytes:
+    """One precision–recall curve per method: ``curves`` maps a name to (recall, precision)."""
+    fig = _new_figure(6.4, 4.8)
+    ax = fig.subplots()
+    for name, (recall, precision) in curves.items():
+        ax.plot(recall, precision, marker="o", ms=2.5, lw=1.2, label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
