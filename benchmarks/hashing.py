@@ -91,7 +91,7 @@ def hasher(n_bits: int, epochs: int, **kw):
 def scores(B_query, B_db, y_query, y_db, k: int, curve: bool = False) -> dict:
     from aekit.apps.retrieval import evaluate_hashing
 
-    r = evaluate_hashing(B_query, B_db, y_query, y_db, k=(k,))
+    r = evaluate_hashing(B_query, B_db, y_query, y_db, k=(k,), tie_order="index")   # databases come shuffled
     out = {f"precision_at_{k}": round(float(r["precision_at"][k]), 4), "map": round(float(r["map"]), 4)}
     if curve:
         pr = r["pr_curve"]
