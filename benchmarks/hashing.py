@@ -24,7 +24,8 @@ Parts (each one process, results merged into benchmarks/results/hashing.json):
 * ``speed`` — query latency for k = 100 over 10^6 64-bit codes (the 18846 20 Newsgroups codes of
   a 64-bit hasher plus uniformly random codes): numpy popcount (HammingIndex backend="numpy")
   vs faiss IndexBinaryFlat, one thread, one query at a time, interleaved, median over queries;
-  the same at 10^3 … 10^6 codes (what backend="auto" is chosen by); and the time to hash
+  the same at 10^3 … 10^6 codes (what backend="auto" is chosen by), and radius_neighbors with
+  r = 4 (faiss: IndexBinaryFlat.range_search); and the time to hash
   10 000 documents (transform of count rows; LSH on TF-IDF as the reference), best of 3.
 
     nice -n 5 python benchmarks/hashing.py --parts text,nash,images,speed
@@ -50,6 +51,7 @@ from _common import RESULTS, machine_info, matmul_peak, write_result  # noqa: E4
 
 BITS = (8, 16, 32, 64, 128)
 NASH_BITS = (16, 32, 64, 128)
+RADIUS = 4                       # Hamming-ball radius timed in the speed part
 
 
 def shuffled_train(ds):
@@ -89,7 +91,7 @@ def hasher(n_bits: int, epochs: int, **kw):
 def scores(B_query, B_db, y_query, y_db, k: int, curve: bool = False) -> dict:
     from aekit.apps.retrieval import evaluate_hashing
 
-    r = evaluate_hashing(B_query, B_db, y_query, y_db, k=(k,))
+    r = evaluate_hashing(B_query, B_db, y_query, y_db, k=(k,), tie_order="index")   # databases come shuffled
     out = {f"precision_at_{k}": round(float(r["precision_at"][k]), 4), "map": round(float(r["map"]), 4)}
     if curve:
         pr = r["pr_curve"]
@@ -122,7 +124,14 @@ def run_text(args) -> dict:
         out[str(b)] = row
         print(f"text {b} bits:", {n: (v["precision_at_100"], v["map"]) for n, v in row.items()}, flush=True)
     return {"epochs": args.text_epochs, "n_train": int(ds.X_train.shape[0]), "n_test": int(ds.X_test.shape[0]),
-            "results": out}
+            "hasher_settings": hasher_settings(h), "results": out}
+
+
+def hasher_settings(h) -> dict:
+    """The hasher's parameters that shape its codes (recorded with the results)."""
+    keep = ("hidden_layer_sizes", "activation", "binary_code", "code_noise", "loss", "input_transform",
+            "learning_rate", "batch_size", "epochs")
+    return {k: v for k, v in h.get_params().items() if k in keep}
 
 
 def median_bits(A_train, A):
@@ -158,7 +167,7 @@ def run_nash(args) -> dict:
             row[name] = scores(median_bits(real[0], real[1]), median_bits(real[0], real[0]), ds.y_test, y_tr, 100)
         out[str(b)] = row
         print(f"nash protocol {b} bits:", {n: v["precision_at_100"] for n, v in row.items()}, flush=True)
-    return {"epochs": args.text_epochs, "results": out,
+    return {"epochs": args.text_epochs, "hasher_settings": hasher_settings(h), "results": out,
             "published": "not quoted: the stored pages reachable from this machine hold the VDSH and NASH "
                          "abstracts but not their result tables, and no figure is quoted from memory"}
 
@@ -183,17 +192,18 @@ def run_images(args) -> dict:
             row[name] = scores(m.transform(Xq), m.transform(X_db), yq, y_db, 1000)
         out[str(b)] = row
         print(f"mnist {b} bits:", {n: (v["precision_at_1000"], v["map"]) for n, v in row.items()}, flush=True)
-    return {"epochs": args.mnist_epochs, "n_fit": int(X_fit.shape[0]), "n_database": int(X_db.shape[0]),
+    return {"epochs": args.mnist_epochs, "hasher_settings": hasher_settings(h),
+            "n_fit": int(X_fit.shape[0]), "n_database": int(X_db.shape[0]),
             "n_queries": int(Xq.shape[0]), "results": out}
 
 
-def median_latency(indexes: dict, queries: np.ndarray, k: int) -> dict:
-    """Median seconds per single-query kneighbors, backends interleaved query by query."""
+def median_latency(indexes: dict, queries: np.ndarray, search) -> dict:
+    """Median seconds per single-query search(index, q), backends interleaved query by query."""
     times = {name: [] for name in indexes}
     for q in queries:
         for name, index in indexes.items():
             t0 = time.perf_counter()
-            index.kneighbors(q[None], k)
+            search(index, q[None])
             times[name].append(time.perf_counter() - t0)
     return {name: float(np.median(t)) for name, t in times.items()}
 
@@ -217,9 +227,12 @@ def run_speed(args) -> dict:
         idx = {be: HammingIndex(be).fit(db[:n]) for be in ("numpy", "faiss")}
         for be, index in idx.items():          # same answers: the timing compares like with like
             assert np.array_equal(index.kneighbors(queries[:3], 100)[1], idx["numpy"].kneighbors(queries[:3], 100)[1])
-        med = median_latency(idx, queries, 100)
+        med = median_latency(idx, queries, lambda index, q: index.kneighbors(q, 100))
+        ball = median_latency(idx, queries, lambda index, q: index.radius_neighbors(q, RADIUS))
         latency[str(n)] = {"numpy_ms": round(med["numpy"] * 1e3, 3), "faiss_ms": round(med["faiss"] * 1e3, 3),
-                           "numpy_over_faiss": round(med["numpy"] / med["faiss"], 2)}
+                           "numpy_over_faiss": round(med["numpy"] / med["faiss"], 2),
+                           f"radius_{RADIUS}_numpy_ms": round(ball["numpy"] * 1e3, 3),
+                           f"radius_{RADIUS}_faiss_ms": round(ball["faiss"] * 1e3, 3)}
         print(f"{n} codes:", latency[str(n)], flush=True)
     # Hashing 10 000 documents (count rows → bits); LSH on the TF-IDF rows as the reference.
     docs = np.concatenate([ds.X_train, ds.X_test])[:10_000]

@@ -70,7 +70,7 @@ def test_evaluate_hashing_equals_brute_force(rng, monkeypatch):
     n_bits = 9
     db, q = codes(rng, 300, n_bits), codes(rng, 40, n_bits)
     dl, ql = rng.integers(0, 4, size=300), rng.integers(0, 4, size=40)
-    out = evaluate_hashing(q, db, ql, dl, k=(1, 10, 100))
+    out = evaluate_hashing(q, db, ql, dl, k=(1, 10, 100), tie_order="index")
     d = (q[:, None, :] != db[None]).sum(-1)
     order = np.lexsort((np.broadcast_to(np.arange(300), d.shape), d), axis=1)
     rel = dl[None, :] == ql[:, None]
@@ -90,6 +90,30 @@ def test_evaluate_hashing_equals_brute_force(rng, monkeypatch):
         assert pr["recall"][r] == pytest.approx(tp / rel.sum())
     assert pr["recall"][-1] == pytest.approx(1.0)
     np.testing.assert_array_equal(precision_recall_by_radius(q, db, ql, dl)["recall"], pr["recall"])
+
+
+def test_random_tie_order_is_the_index_order_of_a_permuted_database(rng):
+    db, q = codes(rng, 200, 6), codes(rng, 20, 6)
+    dl, ql = rng.integers(0, 3, size=200), rng.integers(0, 3, size=20)
+    perm = np.random.default_rng(5).permutation(200)
+    got = evaluate_hashing(q, db, ql, dl, k=(10,), random_state=5)
+    want = evaluate_hashing(q, db[perm], ql, dl[perm], k=(10,), tie_order="index")
+    assert got["map"] == want["map"] and got["precision_at"] == want["precision_at"]
+
+
+def test_random_tie_order_does_not_reward_a_label_sorted_database():
+    """One address for every row: with ties by index a database sorted by label would rank the
+    first class perfectly (AP = 1 for its queries); a random tie order gives about the base rate."""
+    dl = np.repeat(np.arange(4), 250)                                # sorted by label
+    db = np.zeros((1000, 8), np.uint8)
+    ql = np.zeros(50, dtype=int)
+    by_index = evaluate_hashing(db[:50], db, ql, dl, k=(100,), tie_order="index")
+    assert by_index["precision_at"][100] == 1.0 and by_index["map"] == pytest.approx(1.0)
+    shuffled = evaluate_hashing(db[:50], db, ql, dl, k=(100,))
+    assert shuffled["precision_at"][100] == pytest.approx(0.25, abs=0.1)
+    assert shuffled["map"] == pytest.approx(0.25, abs=0.05)
+    with pytest.raises(ValueError, match="tie_order must be"):
+        evaluate_hashing(db[:5], db, ql[:5], dl, tie_order="stable")
 
 
 def test_evaluate_hashing_multilabel(rng):

@@ -16,9 +16,12 @@ at least one label in common).
 Hamming ranking (``hamming_ranking``, ``evaluate_hashing``) orders the database by
 (distance, index), the order of :meth:`aekit.apps.hamming.HammingIndex.kneighbors`, so a
 tie in distance is broken by the lower database index for every method alike. Short codes
-tie a lot: when the database is stored in label order (20 Newsgroups is sorted by group),
-put it in a random order first, or the tie order follows the labels and inflates the scores
-of codes with many ties (one address for everything would rank the first group perfectly).
+tie a lot, and a database stored in label order (20 Newsgroups is sorted by group) would make
+that tie order follow the labels, inflating the scores of codes with many ties (one address
+for everything would rank the first group perfectly). ``evaluate_hashing`` therefore ranks a
+fixed random permutation of the database by default (``tie_order="random"``, seeded by
+``random_state``): ties fall in an order unrelated to the labels, the same for every method
+scored with the same seed. ``tie_order="index"`` keeps the stored order.
 """
 
 from __future__ import annotations
@@ -141,14 +144,22 @@ def _check_label_pair(query_labels, database_labels, nq: int, nd: int):
     return ql, dl
 
 
-def evaluate_hashing(query_bits, database_bits, query_labels, database_labels, *, k=(100,)) -> dict:
+def evaluate_hashing(query_bits, database_bits, query_labels, database_labels, *, k=(100,),
+                     tie_order: str = "random", random_state: int = 0) -> dict:
     """Precision@k, mAP over the full Hamming ranking, and the precision–recall curve by radius.
 
+    Ties in distance are ranked in a random order of the database fixed by ``random_state``
+    (``tie_order="random"``) or by database index (``"index"``); see the module docstring.
     One pass over blocks of queries (memory bounded). Returns a dict:
     ``{"precision_at": {k: value}, "map": value, "pr_curve": {"radius", "precision", "recall"}}``.
     """
     q, db = _pair(query_bits, database_bits)
     ql, dl = _check_label_pair(query_labels, database_labels, q.shape[0], db.shape[0])
+    if tie_order not in ("random", "index"):
+        raise ValueError(f"tie_order must be 'random' or 'index'; got {tie_order!r}.")
+    if tie_order == "random":
+        perm = np.random.default_rng(random_state).permutation(db.shape[0])
+        db, dl = db[perm], dl[perm]
     ks = [_check_k(kk, db.shape[0]) for kk in np.atleast_1d(k).tolist()]
     n_bits = q.shape[1]
     hits = {kk: 0.0 for kk in ks}
@@ -180,4 +191,5 @@ def precision_recall_by_radius(query_bits, database_bits, query_labels, database
 
     Returns ``{"radius": (n_bits+1,), "precision": ..., "recall": ...}`` (see the module doc).
     """
-    return evaluate_hashing(query_bits, database_bits, query_labels, database_labels, k=(1,))["pr_curve"]
+    return evaluate_hashing(query_bits, database_bits, query_labels, database_labels, k=(1,),
+                            tie_order="index")["pr_curve"]
