@@ -88,7 +88,7 @@ def main() -> None:
                         "queries": "test documents against the training documents, Hamming distance",
                         "relevant": "same newsgroup",
                         "metric": "precision@100 averaged over queries; mAP over the full Hamming ranking "
-                                  "(ties by training index)"},
+                                  "(ties broken in a seeded random order, evaluate_hashing's default)"},
            "results": results}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "hash_code_variants.json").write_text(json.dumps(doc, indent=2) + "\n")
