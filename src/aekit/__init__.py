@@ -18,6 +18,7 @@ from .estimators import (  # noqa: E402
 )
 from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
 from .supervised import AutoencoderClassifier, AutoencoderRegressor  # noqa: E402
+from .apps.anomaly import AnomalyDetector  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -29,6 +30,7 @@ __all__ = [
     "LinearAutoencoder",
     "AutoencoderClassifier",
     "AutoencoderRegressor",
+    "AnomalyDetector",
     "PCA",
     "FactorAnalysis",
     "SparseCoding",

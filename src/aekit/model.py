@@ -118,7 +118,7 @@ class AutoencoderModel(nn.Module):
 
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
-              sample: bool | None = None, eps=None) -> dict:
+              sample: bool | None = None, eps=None, per_feature: bool = False) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
@@ -127,7 +127,7 @@ class AutoencoderModel(nn.Module):
         """
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
-        out = {"recon": self.loss(self.decoder(code.z), x)}
+        out = {"recon": self.loss(self.decoder(code.z), x, per_feature)}
         if penalties != "none":
             ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
             for penalty in self.penalties:
