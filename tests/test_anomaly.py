@@ -182,3 +182,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(base + ["--labels", "nothing"]) == 2
     assert "nothing" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_auto_scaling_is_global_for_pixels_and_per_feature_for_tables(planted):
+    X, _, det = planted
+    assert det.scaling_ == "robust" and det.scale_.shape == (X.shape[1],)
+    pixels = np.random.default_rng(0).random((60, 16)).astype(np.float32)
+    unit = AnomalyDetector(**FAST).fit(pixels)
+    assert unit.scaling_ == "global" and unit.scale_.shape == (1,)

@@ -264,9 +264,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("architecture", "choice", "auto", "the detector's autoencoder: 'mlp', 'conv' (conv_channels) or 'auto' "
             "(conv when X holds images: 3-D/4-D arrays or an image_shape)", ("anomaly",),
             choices=("auto", "mlp", "conv")),
-    Setting("scaling", "choice", "robust", "input scaling fitted on the training data: 'robust' (median and "
-            "IQR, insensitive to the outliers among the rows), 'standard' (mean and std) or None; one scale for all "
-            "pixels of images, one per feature otherwise", ("anomaly",), choices=("robust", "standard", None)),
+    Setting("scaling", "choice", "auto", "input scaling fitted on the training data: 'robust' (per feature: median "
+            "and IQR, insensitive to the outliers among the rows), 'global' (one median and IQR for all features), "
+            "'standard' (per feature: mean and std), None, or 'auto' ('global' for images and for data that all lie "
+            "in [0, 1], 'robust' otherwise)", ("anomaly",), choices=("auto", "robust", "global", "standard", None)),
     Setting("n_estimators", "int", 1, "autoencoders in the ensemble, each trained on its own random half of the "
             "rows (scores averaged)", ("anomaly",), low=1),
     # -- linear models -------------------------------------------------------------------
