@@ -205,7 +205,12 @@ def main():
     ap.add_argument("--variant-classes", default="",
                     help="MNIST classes on which the candidate variants (ensemble, conv) also run")
     ap.add_argument("--name", default="anomaly")
+    ap.add_argument("--merge", default="",
+                    help="instead of measuring: merge result files written by runs with --name NAME (comma-separated "
+                         "names; the runs may go side by side, one per set) into results/anomaly.json")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge.split(","))
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import pyod
@@ -232,6 +237,28 @@ def main():
         if key in result:
             print(key, {m: round(v["roc_auc"] * 100, 2) for m, v in result[key]["mean"].items()})
     write_result(args.name, result)
+
+
+def merge(names) -> None:
+    import json
+
+    from _common import RESULTS
+
+    merged = {"parts": {}}
+    for name in names:
+        part = json.loads((RESULTS / f"{name}.json").read_text())
+        for key, value in part.items():
+            if key in ("mnist", "fashion-mnist", "tables", "speed"):
+                merged[key] = value
+            elif key in ("machine", "total_seconds", "load_average_at_end"):
+                merged["parts"].setdefault(name, {})[key] = value
+            else:
+                merged[key] = value
+    merged["note"] = ("the parts ran side by side as separate processes (one torch thread each) on a shared "
+                      "2-core machine; times compare methods within a part, measured interleaved per class/set")
+    write_result("anomaly", merged)
+    for name in names:
+        (RESULTS / f"{name}.json").unlink()
 
 
 if __name__ == "__main__":
