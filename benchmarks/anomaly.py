@@ -14,10 +14,11 @@ times on a machine shared with other jobs (the load average is recorded). Baseli
 their libraries' defaults: IsolationForest (random_state=0), OneClassSVM (RBF, gamma='scale',
 nu=0.5), LocalOutlierFactor(novelty=True), PCA reconstruction error with the components that
 explain 90 % of the variance, and PyOD's AutoEncoder (its defaults: 10 epochs, batch 32,
-hidden [64, 32]). ``--test-subset N`` scores a fixed random subset of N test images (the same
-for every method and class) to keep the run short.
+hidden [64, 32]). ``--test-subset N`` scores a fixed random subset of N test images and
+``--train-subset M`` trains on M random images of the normal class (the same rows for every
+method) to keep the run short on a shared machine; BENCHMARKS.md states the scale used.
 
-    nice -n 5 python benchmarks/anomaly.py --threads 1 --test-subset 2000
+    nice -n 5 python benchmarks/anomaly.py --threads 1 --test-subset 1000 --train-subset 2000
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def gcn_l1(X: np.ndarray) -> np.ndarray:
     return X / np.abs(X).mean(1, keepdims=True)
 
 
-def one_class(name: str, seed: int, subset: int | None, with_variants: bool, classes, variant_classes=()) -> dict:
+def one_class(name: str, seed: int, subset: int | None, with_variants: bool, classes, variant_classes=(),
+              train_subset: int | None = None) -> dict:
     ds = aekit.load_dataset(name)
     Xtr, Xte = gcn_l1(ds.X_train), gcn_l1(ds.X_test)
     idx = np.arange(len(Xte))
@@ -111,6 +113,8 @@ def one_class(name: str, seed: int, subset: int | None, with_variants: bool, cla
     per_class = {}
     for c in classes:
         normal = Xtr[ds.y_train == c]
+        if train_subset and len(normal) > train_subset:  # the same rows for every method
+            normal = normal[np.sort(np.random.default_rng(seed + c).choice(len(normal), train_subset, replace=False))]
         lo, hi = normal.min(), normal.max()  # min-max fitted on the normal class (Ruff et al.)
         A = ((normal - lo) / (hi - lo)).astype(np.float32)
         T = ((Xte[idx] - lo) / (hi - lo)).astype(np.float32)
@@ -123,7 +127,8 @@ def one_class(name: str, seed: int, subset: int | None, with_variants: bool, cla
                   f" fit {rows[mname]['fit_seconds']:.1f}s", flush=True)
         per_class[str(c)] = rows
     return {"per_class": per_class, "mean": _means(per_class), "n_test_scored": int(len(idx)),
-            "n_train_per_class": {str(c): int(np.sum(ds.y_train == c)) for c in classes}}
+            "n_train_per_class": {str(c): int(min(np.sum(ds.y_train == c), train_subset or 10**9)) for c in classes},
+            "train_subset": train_subset}
 
 
 def _means(per_class: dict) -> dict:
@@ -200,6 +205,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test-subset", type=int, default=2000)
+    ap.add_argument("--train-subset", type=int, default=0,
+                    help="train on this many random images of the normal class (0: all, as Ruff et al.)")
     ap.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9")
     ap.add_argument("--sets", default="mnist,fashion-mnist,tables,speed")
     ap.add_argument("--variant-classes", default="",
@@ -224,9 +231,11 @@ def main():
     sets = args.sets.split(",")
     if "mnist" in sets:
         variants = [int(c) for c in args.variant_classes.split(",") if c]
-        result["mnist"] = one_class("mnist", args.seed, args.test_subset, bool(variants), classes, variants)
+        result["mnist"] = one_class("mnist", args.seed, args.test_subset, bool(variants), classes, variants,
+                                    args.train_subset)
     if "fashion-mnist" in sets:
-        result["fashion-mnist"] = one_class("fashion-mnist", args.seed, args.test_subset, False, classes)
+        result["fashion-mnist"] = one_class("fashion-mnist", args.seed, args.test_subset, False, classes,
+                                            train_subset=args.train_subset)
     if "tables" in sets:
         result["tables"] = tables(args.seed)
     if "speed" in sets:

@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import aekit
 from aekit.apps.anomaly import AnomalyDetector
 
-FAST = dict(hidden_layer_sizes=(8,), epochs=3, random_state=0)
+FAST = {"hidden_layer_sizes": (8,), "epochs": 3, "random_state": 0}
 
 
 # Every check for outlier detectors passes: none is skipped or expected to fail.

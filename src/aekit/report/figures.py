@@ -494,7 +494,12 @@ def contribution_bars_figure(rows, contributions, indices, feature_names=None) -
 def roc_pr_figure(labels, anomaly_scores) -> bytes:
     """ROC (left) and precision–recall (right) curves of anomaly scores (higher = more
     anomalous) against boolean labels (True = anomaly), with ROC-AUC and average precision."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
 
     y = np.asarray(labels, dtype=bool)
     a = np.asarray(anomaly_scores, dtype=np.float64)
