@@ -190,3 +190,13 @@ def test_auto_scaling_is_global_for_pixels_and_per_feature_for_tables(planted):
     pixels = np.random.default_rng(0).random((60, 16)).astype(np.float32)
     unit = AnomalyDetector(**FAST).fit(pixels)
     assert unit.scaling_ == "global" and unit.scale_.shape == (1,)
+
+
+def test_training_is_sized_from_the_data():
+    det = AnomalyDetector()
+    det.architecture_, det.n_components_, det.image_shape_ = "mlp", 4, None
+    p = det._checked_params()
+    small, large = det._member_params(p, 300, 0), det._member_params(p, 100_000, 0)
+    assert small["batch_size"] == 15 and small["epochs"] == 30  # ≥ 20 steps per epoch on few rows
+    assert large["batch_size"] == 128 and large["epochs"] == 8  # ~5000 steps in all on many rows
+    assert AnomalyDetector().fit(np.random.default_rng(0).random((40, 3))).n_components_ == 1  # d // 4, at least 1
