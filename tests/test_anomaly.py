@@ -200,3 +200,14 @@ def test_training_is_sized_from_the_data():
     assert small["batch_size"] == 15 and small["epochs"] == 30  # ≥ 20 steps per epoch on few rows
     assert large["batch_size"] == 128 and large["epochs"] == 8  # ~5000 steps in all on many rows
     assert AnomalyDetector().fit(np.random.default_rng(0).random((40, 3))).n_components_ == 1  # d // 4, at least 1
+
+
+def test_cli_on_a_named_image_set_shows_images(tmp_path):
+    from aekit.cli import main
+
+    out = tmp_path / "digits"
+    assert main(["anomalies", "--data", "digits", "--out", str(out), "--contamination", "0.02", "--quiet"]) == 0
+    table = np.loadtxt(out / "scores.csv", delimiter=",", skiprows=1)
+    assert table.shape == (1797, 4) and table[:, 3].sum() in (35, 36)  # 2 % of 1797 = 35.9
+    page = (out / "report.html").read_text()
+    assert "bright = large" in page  # the top anomalies drawn as images with their per-pixel error
