@@ -121,7 +121,7 @@ def test_cifar10_subset_in_chw_order():
 
 def test_available_datasets_lists_names_and_files(tmp_path):
     infos = {d["name"]: d for d in available_datasets(tmp_path)}
-    assert set(infos) == {"digits", "mnist", "fashion-mnist", "olivetti-faces", "cifar10"}
+    assert set(infos) == {"digits", "mnist", "fashion-mnist", "olivetti-faces", "cifar10", "20newsgroups"}
     assert infos["digits"]["available"] and not infos["mnist"]["available"]
     assert infos["mnist"]["location"] == str(tmp_path / "mnist")
     assert [f["present"] for f in infos["mnist"]["files"]] == [False] * 4

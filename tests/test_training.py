@@ -182,13 +182,14 @@ def test_estimator_resume_via_checkpoint_path(tmp_path):
 
 class RowCheck(Penalty):
     """Reads ctx.y (the row numbers of X) and checks each batch's x rows are those rows of X;
-    keeps what it saw. In the objective, so validation batches come through it too."""
+    keeps what it saw. In the objective, so validation batches come through it too; weight 1
+    (terms of weight 0 are not computed) on a term that is always 0."""
 
     name = "row_check"
     in_objective = True
 
     def __init__(self, X):
-        super().__init__(0.0)
+        super().__init__(1.0)
         self.X = X
         self.seen = []
 

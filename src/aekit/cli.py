@@ -1,9 +1,13 @@
-"""The ``aekit`` command line: fit a model and write a report, encode, reconstruct, list data sets.
+"""The ``aekit`` command line: fit a model and write a report, encode, reconstruct, restore images, list data sets.
 
     aekit fit --data digits --model ae --out runs/digits
     aekit encode --model runs/digits --input X.npy --output codes.npy
     aekit reconstruct --model runs/digits --input X.csv --output X_hat.csv
+    aekit tangents --model runs/digits --input X.npy --k 3 --out tangents/
+    aekit restore --model runs/inpaint --input damaged/ --mask masks/ --output restored/
     aekit datasets
+    aekit fit --data 20newsgroups --model hash --bits 32 --out runs/news
+    aekit search --model runs/news --query "the shuttle launch was delayed" --k 10
     aekit anomalies --data table.csv --out runs/anomalies --contamination 0.05 --labels label
 
 The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
@@ -45,6 +49,7 @@ MODELS = {
     "fa": ("aekit.linear", "FactorAnalysis"),
     "sparse-coding": ("aekit.linear", "SparseCoding"),
     "classifier": ("aekit.supervised", "AutoencoderClassifier"),
+    "hash": ("aekit.apps.hashing", "SemanticHasher"),
 }
 SMALL_PROBLEM = 2e6  # n_train * n_features at or below which --threads defaults to 1
 
@@ -118,7 +123,7 @@ class UserError(ValueError):
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model options (from aekit.settings; each passed only to the models that take it)")
     for setting, kwargs in model_options():
-        g.add_argument(setting.option, dest=setting.name, default=argparse.SUPPRESS,
+        g.add_argument(setting.option, *setting.aliases, dest=setting.name, default=argparse.SUPPRESS,
                        help=f"{setting.help} ({_defaults_text(setting.name)})".replace("%", "%%"), **kwargs)
 
 
@@ -139,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fit", formatter_class=_Formatter, help="train a model; write the model, metrics.json and report.html",
         description="Train a model on a data set and write DIR/model.safetensors, DIR/metrics.json "
                     "(test reconstruction error, per-epoch history, wall time) and a self-contained "
-                    "DIR/report.html.",
+                    "DIR/report.html. Launched as 'torchrun --nproc-per-node N -m aekit fit ...' (add "
+                    "torchrun's --nnodes/--rdzv-* flags for several machines) it trains data-parallel with "
+                    "--batch-size as the global batch; rank 0 alone writes the files.",
         epilog="models: " + ", ".join(f"{k} ({v[1]})" for k, v in MODELS.items()))
     fit.add_argument("--data", default="digits", metavar="NAME_OR_PATH",
                      help="a data set name (see 'aekit datasets') or a .npy/.npz/.csv/.tsv file or a folder of "
@@ -165,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--model classifier: keep the labels of N training rows (the same number per class, "
                           "drawn with --seed) and mark the others unlabelled (-1) (default: all labels)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+    fit.add_argument("--out-of-core", default="auto", choices=("auto", "yes", "no"),
+                     help="read a .npy --data file (or a folder of .npy shards) batch by batch from a memory map "
+                          "instead of loading it: 'auto' does so for folders of .npy shards and files over 1 GiB "
+                          "(default: auto)")
+    fit.add_argument("--track", default=None, choices=("mlflow", "tensorboard"),
+                     help="log every epoch's loss terms and the final metrics to MLflow (to $MLFLOW_TRACKING_URI "
+                          "or ./mlruns) or TensorBoard event files (in --track-dir); needs aekit[mlflow] or "
+                          "aekit[tensorboard] (default: none)")
+    fit.add_argument("--track-dir", default=None, metavar="DIR",
+                     help="--track tensorboard: the log folder (default: tensorboard/ beside --out, one "
+                          "subfolder per run); --track mlflow: the tracking URI (default: MLflow's own)")
     _add_model_options(fit)
 
     for verb, what in (("encode", "codes h = f(x)"), ("reconstruct", "reconstructions x̂ = g(f(x))")):
@@ -178,6 +196,80 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the result: .npy or .csv, chosen by the extension")
         p.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads for torch (default: torch's choice)")
+
+    ex = sub.add_parser("export", formatter_class=_Formatter, help="export a fitted model's encoder and decoder to ONNX",
+                        description="Write OUT/encoder.onnx (x -> code; a VAE's mean and logvar) and OUT/decoder.onnx "
+                                    "(code -> reconstruction), float32 with a dynamic batch size, for onnxruntime. "
+                                    "Needs aekit[onnx].")
+    ex.add_argument("--model", required=True, metavar="PATH",
+                    help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+    ex.add_argument("--format", default="onnx", choices=("onnx",), help="the format (default: onnx)")
+    ex.add_argument("--out", required=True, metavar="DIR", help="the folder to write encoder.onnx and decoder.onnx to")
+    ex.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"),
+                    help="PyTorch's ONNX exporter: dynamo (torch.export, the supported one) or torchscript (the "
+                         "legacy tracer, faster) (default: dynamo)")
+    tg = sub.add_parser(
+        "tangents", formatter_class=_Formatter,
+        help="write the manifold tangents the encoder reads at each input row (PNG grid + .npy)",
+        description="Load a fitted neural autoencoder and write, for every row of the input file, the top-k right "
+                    "singular vectors of the encoder's Jacobian ∂h/∂x (the input directions the code is most "
+                    "sensitive to: for a contractive autoencoder, the tangents of the data manifold). Writes "
+                    "DIR/tangents.npy (n, k, C, H, W) for image models, else (n, k, d); DIR/singular_values.npy "
+                    "(n, k); DIR/tangents.png (the first rows and their tangents). With --local-pca FILE also "
+                    "local PCA's tangents from the rows of FILE (DIR/local_pca_tangents.npy, beside the encoder's "
+                    "in the PNG).")
+    tg.add_argument("--model", required=True, metavar="PATH",
+                    help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+    tg.add_argument("--input", required=True, metavar="FILE",
+                    help="the points: .npy, .npz, .csv or .tsv, one flattened row per point")
+    tg.add_argument("--k", type=int, default=3, metavar="K", help="tangents per point (default: 3)")
+    tg.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; the files named "
+                    "above are replaced)")
+    tg.add_argument("--local-pca", default=None, metavar="FILE",
+                    help="training rows (.npy, .npz, .csv, .tsv) for local PCA's tangents, for comparison")
+    tg.add_argument("--neighbors", type=int, default=10, metavar="N",
+                    help="--local-pca: neighbours of each point whose principal directions are taken (default: 10)")
+    tg.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads for torch (default: torch's choice)")
+    rs = sub.add_parser(
+        "restore", formatter_class=_Formatter, help="restore damaged images with a fitted autoencoder",
+        description="Load a fitted autoencoder (trained with the damage as its --noise: gaussian/salt-and-pepper for "
+                    "denoise, blocks/center-block for inpaint, watermark, grayscale for colorize) and restore images. "
+                    "PNG in, PNG out (pixel values scaled to [0, 1]); .npy in, .npy out (images (N, H, W), "
+                    "(N, H, W, C), (N, C, H, W) or flat rows, in the model's value range). Files are written "
+                    "atomically.",
+        epilog="example: aekit fit --data mnist --model conv --noise blocks --noise-level 0.25 --out runs/inpaint; "
+               "aekit restore --model runs/inpaint --input damaged.npy --mask mask.npy --output restored.npy")
+    rs.add_argument("--model", required=True, metavar="PATH",
+                    help="a run folder written by 'aekit fit' (holding model.safetensors) or a .safetensors file")
+    rs.add_argument("--input", required=True, metavar="FILE_OR_FOLDER",
+                    help="a .npy array of images, a .png image, or a folder of .png images")
+    rs.add_argument("--output", required=True, metavar="PATH",
+                    help="where to write: a .npy file for .npy input, a .png file for a .png, a folder for a folder")
+    rs.add_argument("--mask", default=None, metavar="FILE_OR_FOLDER",
+                    help="the unknown pixels (True/1, or white in a PNG): a .npy of the images' shape or (N, H, W), a "
+                         ".png, or a folder of .png files named as the inputs. Needed by --task inpaint; with "
+                         "--task watermark the marked pixels are inpainted and all others kept")
+    rs.add_argument("--task", default=None, choices=("denoise", "inpaint", "watermark", "colorize"),
+                    help="what to undo (default: inpaint when --mask is given, else denoise)")
+    rs.add_argument("--max-iter", type=int, default=100, metavar="N",
+                    help="inpainting: most iterations (default: 100)")
+    rs.add_argument("--tol", type=float, default=1e-4, metavar="X",
+                    help="inpainting: stop when no unknown pixel changes by more than X times the value range "
+                         "(default: 1e-4)")
+    rs.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads for torch (default: torch's choice)")
+    se = sub.add_parser(
+        "search", formatter_class=_Formatter, help="the training documents nearest a query, by Hamming distance",
+        description="Load a hashing run (aekit fit --model hash), hash the query and print the nearest training "
+                    "documents: rank, Hamming distance between codes, label and the document's first words.")
+    se.add_argument("--model", required=True, metavar="DIR", help="a run folder written by 'aekit fit --model hash'")
+    what = se.add_mutually_exclusive_group()
+    what.add_argument("--query", default=None, metavar="TEXT", help="the query text (runs on documents)")
+    what.add_argument("--query-file", default=None, metavar="FILE",
+                      help="a text file holding the query (runs on documents), or a .npy/.npz/.csv/.tsv file whose "
+                           "rows are queries (runs on other data)")
+    se.add_argument("--k", type=int, default=10, metavar="K", help="how many documents to list per query (default: 10)")
 
     an = sub.add_parser(
         "anomalies", formatter_class=_Formatter, help="score every row of a data set for anomaly; flag and explain",
@@ -320,7 +412,7 @@ def _text(value) -> str:
 # sees the previous complete run or the new complete run, never a mix, and a failure or a
 # kill leaves the previous run in place. Temporaries are named .<name>.tmp-<pid>-<random>;
 # the previous run is moved aside as .<name>.old-<pid>-<random> while the new one moves in.
-RUN_FILES = ("model.safetensors", "metrics.json", "report.html", "scores.csv", "flagged.csv")
+RUN_FILES = ("model.safetensors", "metrics.json", "report.html", "search.json", "scores.csv", "flagged.csv")
 _RUN_MARKERS = ("model.safetensors", "metrics.json")
 
 
@@ -485,11 +577,25 @@ def _fit(args) -> int:
     from . import io as aekit_io
     from . import report
     from .data import load_dataset
+    from .data.rows import split_out_of_core, wants_out_of_core
+    from .train import launched_ranks
 
-    dataset = load_dataset(args.data, data_dir=args.data_dir, test_fraction=args.test_fraction,
-                           random_state=args.seed, label_column=args.label_column)
+    launched = launched_ranks()  # under torchrun: every rank trains, rank 0 alone writes
+    rank = launched[0] if launched else 0
+    if rank:
+        args.quiet = True
+        params["verbose"] = False
+    source = None  # out-of-core training rows
+    if (args.out_of_core == "yes" or (args.out_of_core == "auto" and Path(args.data).exists())) \
+            and wants_out_of_core(args.data, args.out_of_core):
+        source, dataset = split_out_of_core(args.data, args.test_fraction, args.seed)
+    if source is None:
+        dataset = load_dataset(args.data, data_dir=args.data_dir, test_fraction=args.test_fraction,
+                               random_state=args.seed, label_column=args.label_column)
     dataset.name, dataset.source = _text(dataset.name), _text(dataset.source)  # a non-UTF-8 file name
     n_train, d = dataset.X_train.shape
+    if source is not None:
+        n_train = len(source)
     _set_threads(args.threads if args.threads is not None else (1 if n_train * d <= SMALL_PROBLEM else None))
     if "n_components" not in given and params.get("n_components") is not None:
         params["n_components"] = min(params["n_components"], n_train, d)  # the CLI's default fits the data
@@ -498,9 +604,21 @@ def _fit(args) -> int:
     est = cls(**params)
 
     y_fit = _fit_labels(est, dataset, args)
+    if source is not None and y_fit is not None:
+        raise UserError(f"--model {args.model} learns from labels; out-of-core data (a .npy file read from disk) "
+                        "have none. Use --out-of-core no.")
+    tracker = _tracker(args, out) if rank == 0 else None
+    fit_kwargs = {} if tracker is None else {"callback": tracker}
+    if tracker is not None and y_fit is not None:
+        raise UserError(f"--track applies to the autoencoders, not --model {args.model}.")
     t_fit = time.perf_counter()
-    est.fit(dataset.X_train) if y_fit is None else est.fit(dataset.X_train, y_fit)
+    train_rows = dataset.X_train if source is None else source
+    est.fit(train_rows, **fit_kwargs) if y_fit is None else est.fit(train_rows, y_fit)
     fit_seconds = time.perf_counter() - t_fit
+    if launched and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # training's collectives are over
+    if rank:
+        return 0
 
     metrics = {
         "model": args.model, "estimator": type(est).__name__, "data": dataset.name, "data_source": dataset.source,
@@ -519,8 +637,10 @@ def _fit(args) -> int:
                 "test_fraction": args.test_fraction, "seed": args.seed,
                 "threads": torch.get_num_threads(),
                 **{k: v for k, v in est.get_params(deep=False).items() if k not in ("verbose", "checkpoint_path")}}
-    with run_folder(out, args.out) as run_dir:  # all three files, or none
+    with run_folder(out, args.out) as run_dir:  # all the files, or none
         aekit_io.save(est, run_dir / "model.safetensors")
+        if hasattr(est, "train_codes_"):  # a hashing run: what `aekit search` shows beside the codes
+            aekit_io.atomic_write_text(run_dir / "search.json", json.dumps(_jsonable(search_data(dataset))) + "\n")
         metrics["total_seconds"] = time.perf_counter() - t_start  # so far; updated below
         report.build_report(est, dataset, metrics, run_dir / "report.html", settings=settings, seed=args.seed)
         metrics["total_seconds"] = time.perf_counter() - t_start
@@ -529,17 +649,40 @@ def _fit(args) -> int:
                                  "python": sys.version.split()[0]})
         aekit_io.atomic_write_text(run_dir / "metrics.json",
                                    json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    if tracker is not None:
+        tracker.log_params(_jsonable(settings))
+        tracker.log_metrics({k: v for k, v in metrics.items() if k not in ("history", "settings", "versions")})
+        tracker.close()
     if not args.quiet:
         err = metrics.get("test_squared_error_per_example")
         base = metrics.get("baseline_test_squared_error_per_example")
         what = (f"test squared error per example {_num(err)} (predicting the training mean: {_num(base)})"
                 if err is not None else
                 f"training squared error per example {_num(metrics.get('train_squared_error_per_example'))}")
+        hit = next((key for key in metrics if key.startswith("test_precision_at_")), None)
+        if hit is not None and metrics[hit] is not None:
+            what = (f"test precision@{hit.rsplit('_', 1)[1]} {metrics[hit]:.2%}, mAP "
+                    f"{_num(metrics.get('test_mean_average_precision'))} (relevant = same label)")
         if metrics.get("test_accuracy") is not None:
             what = f"test accuracy {metrics['test_accuracy']:.2%} with {metrics.get('n_labelled')} labels; {what}"
         print(f"aekit: {type(est).__name__} on {dataset.name} in {fit_seconds:.1f}s; {what}; "
               f"wrote {_text(Path(args.out) / 'model.safetensors')}, metrics.json, report.html")
     return 0
+
+
+def _tracker(args, out: Path):
+    """The --track tracker, or None."""
+    if args.track is None:
+        return None
+    from .tracking import TRACKERS
+
+    try:
+        if args.track == "tensorboard":
+            log_dir = Path(args.track_dir) if args.track_dir else out.parent / "tensorboard"
+            return TRACKERS["tensorboard"](log_dir / out.name)
+        return TRACKERS["mlflow"](run_name=out.name, tracking_uri=args.track_dir)
+    except ImportError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _fit_labels(est, dataset, args):
@@ -635,6 +778,302 @@ def _apply(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx
+    from .io import load
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    est = load(model_path)
+    try:
+        paths = export_onnx(est, args.out, exporter=args.exporter)
+    except (ImportError, TypeError) as exc:
+        raise UserError(str(exc)) from None
+    print(f"aekit: wrote {_text(paths['encoder'])} and {_text(paths['decoder'])}")
+    return 0
+
+
+TANGENT_FIGURE_ROWS = 10  # points drawn in tangents.png
+
+
+def cmd_tangents(args) -> int:
+    _check_threads(args.threads)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _set_threads(args.threads)
+        return _tangents(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_image_shape(est, model_path: Path):
+    """The image shape (C, H, W) of the model's rows: the estimator's own, else the one its
+    run folder's metrics.json records, else None (rows are drawn as line plots)."""
+    shape = getattr(est, "image_shape_", None)
+    if shape:
+        return tuple(int(v) for v in shape)
+    metrics = model_path / "metrics.json" if model_path.is_dir() else model_path.parent / "metrics.json"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        shape = json.loads(metrics.read_text()).get("image_shape")
+        if shape and math.prod(shape) == est.n_features_in_:
+            return tuple(int(v) for v in shape)
+    return None
+
+
+def _tangents(args) -> int:
+    from ._files import atomic_write
+    from .apps.tangents import local_pca_tangents, tangents
+    from .io import load
+    from .report.figures import tangents_figure
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {_text(args.out)} exists and is not a folder.")
+    est = load(model_path)
+    if not hasattr(est, "model_"):
+        raise UserError(f"--model {model_path}: a {type(est).__name__} has no encoder Jacobian; tangents need a neural "
+                        "autoencoder (ae, dae, sae, cae, vae, conv, linear).")
+    X = read_rows(args.input)
+    try:
+        T, s = tangents(est, X, args.k)
+        T_pca = None
+        if args.local_pca is not None:
+            T_pca, _ = local_pca_tangents(read_rows(args.local_pca), X, args.k, args.neighbors)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    shape = _run_image_shape(est, model_path)
+    layout = (X.shape[0], args.k, *(shape or (X.shape[1],)))
+
+    def npy(array):
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        return write
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "tangents.npy", npy(T.reshape(layout)))
+    atomic_write(out / "singular_values.npy", npy(s))
+    sets = {"encoder": T[:TANGENT_FIGURE_ROWS]}
+    if T_pca is not None:
+        atomic_write(out / "local_pca_tangents.npy", npy(T_pca.reshape(layout)))
+        sets["local PCA"] = T_pca[:TANGENT_FIGURE_ROWS]
+    png = tangents_figure(X[:TANGENT_FIGURE_ROWS], sets, shape, title=f"Top {args.k} tangents of {type(est).__name__}")
+
+    def write_png(tmp):
+        Path(tmp).write_bytes(png)
+
+    atomic_write(out / "tangents.png", write_png)
+    print(f"aekit: {args.k} tangents of {X.shape[0]} rows; wrote {_text(out / 'tangents.npy')}, singular_values.npy"
+          + (", local_pca_tangents.npy" if T_pca is not None else "") + ", tangents.png")
+    return 0
+
+
+def _png_paths(path: Path, what: str) -> list[Path]:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    if not files:
+        raise UserError(f"{what} {path}: the folder holds no .png files.")
+    return files
+
+
+def read_png(path: Path, channels: int) -> np.ndarray:
+    """A PNG as float32 in [0, 1]: (H, W) for one channel, (H, W, 3) for three."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            return np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable PNG image ({exc}).") from None
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """An image in [0, 1] ((H, W) or (H, W, 3)) written atomically as an 8-bit PNG."""
+    from PIL import Image
+
+    from ._files import atomic_write
+
+    pixels = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"))
+
+
+def _read_images(path: Path, channels: int, what: str):
+    """(array, kind, names): a .npy array, a .png as a batch of one, or a folder of .png files."""
+    if path.is_dir():
+        files = _png_paths(path, what)
+        imgs = [read_png(f, channels) for f in files]
+        if len({im.shape for im in imgs}) > 1:
+            raise UserError(f"{what} {path}: the images have different sizes.")
+        return np.stack(imgs), "folder", [f.name for f in files]
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return read_png(path, channels)[None], "png", [path.name]
+    if suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False), "npy", None
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{what} {path}: not a readable .npy file ({exc}).") from None
+    raise UserError(f"{what} {path}: unsupported file type {suffix or '(none)'!r}; use .npy, .png or a folder of .png.")
+
+
+def cmd_restore(args) -> int:
+    _check_threads(args.threads)
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _set_threads(args.threads)
+        return _restore(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _restore(args) -> int:
+    from .apps import restore
+    from .io import load
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    est = load(model_path)
+    task = args.task or ("inpaint" if args.mask else "denoise")
+    if task == "inpaint" and not args.mask:
+        raise UserError("--task inpaint needs --mask (the unknown pixels).")
+    if task in ("denoise", "colorize") and args.mask:
+        raise UserError(f"--mask is not used by --task {task}; leave it out.")
+    try:
+        c = restore.model_image_shape(est)[0]
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"--model {model_path}: {exc}") from None
+    channels = 1 if task == "colorize" else c
+    images, kind, names = _read_images(Path(args.input), channels, "--input")
+    out = Path(args.output)
+    wanted = {"npy": ".npy", "png": ".png"}.get(kind)
+    if wanted and out.suffix.lower() != wanted:
+        raise UserError(f"--output {out}: a {kind} input is written as {wanted}; got {out.suffix or '(none)'!r}.")
+    if kind == "folder" and out.exists() and not out.is_dir():
+        raise UserError(f"--output {out}: a folder input is written to a folder; {out} is a file.")
+    mask = None
+    if args.mask:
+        mask, mask_kind, mask_names = _read_images(Path(args.mask), 1, "--mask")
+        if kind == "folder" and (mask_kind != "folder" or mask_names != names):
+            raise UserError(f"--mask {args.mask}: give a folder of .png masks with the same names as the inputs.")
+        if mask_kind in ("png", "folder"):
+            mask = mask > 0.5
+    try:
+        if task == "denoise":
+            result = restore.denoise(est, images)
+        elif task == "inpaint":
+            result = restore.inpaint(est, images, mask, tol=args.tol, max_iter=args.max_iter)
+        elif task == "watermark":
+            result = restore.remove_watermark(est, images, mask, **(
+                {"tol": args.tol, "max_iter": args.max_iter} if mask is not None else {}))
+        else:
+            result = restore.colorize(est, images)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"--input {args.input}: {exc}") from None
+    if kind == "npy":
+        write_rows(out, result)
+    elif kind == "png":
+        write_png(out, result[0])
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, img in zip(names, result):
+            write_png(out / name, img)
+    return 0
+
+
+def search_data(dataset) -> dict:
+    """What `aekit search` needs beside the model: the vocabulary (to count a query's words),
+    the training rows' labels and label names, and the start of each training document."""
+    return {"data": dataset.name, "vocabulary": dataset.vocabulary, "label_names": dataset.label_names,
+            "labels": None if dataset.y_train is None else np.asarray(dataset.y_train).tolist(),
+            "texts": dataset.texts_train}
+
+
+def _read_search_data(folder: Path) -> dict:
+    path = folder / "search.json"
+    if not path.is_file():
+        raise UserError(f"--model {_text(str(folder))} holds no search.json: give a run folder written by "
+                        "'aekit fit --model hash'.")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {_text(str(path))}: {exc}") from None
+    if not isinstance(info, dict) or not {"vocabulary", "label_names", "labels", "texts"} <= set(info):
+        raise UserError(f"{_text(str(path))} is damaged: it lacks the vocabulary, labels or texts entries.")
+    return info
+
+
+def _queries(args, vocabulary) -> tuple[np.ndarray, list[str]]:
+    """The query rows (word counts over ``vocabulary`` for text runs) and how to show each."""
+    from .data.text import count_matrix, snippet
+
+    if args.query is None and args.query_file is None:
+        raise UserError("give the query: --query TEXT or --query-file FILE.")
+    if vocabulary is None:
+        if args.query is not None:
+            raise UserError("--query TEXT needs a run on documents; this run's rows are not text: use --query-file "
+                            "with a .npy/.npz/.csv/.tsv file of rows.")
+        X = read_rows(args.query_file)
+        return X, [f"row {i} of {_text(args.query_file)}" for i in range(X.shape[0])]
+    if args.query is not None:
+        text = args.query
+    else:
+        try:
+            data = Path(args.query_file).read_bytes()
+        except OSError as exc:
+            raise UserError(f"--query-file: {_os_error(exc)}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    X = count_matrix([text], vocabulary)
+    if not X.any():
+        print("aekit: warning: none of the query's words is in the model's vocabulary; its code is that of an "
+              "empty document.", file=sys.stderr)
+    return X, [snippet(text, 120)]
+
+
+def cmd_search(args) -> int:
+    from .io import load
+
+    folder = Path(args.model)
+    if not folder.is_dir():
+        raise UserError(f"--model {_text(args.model)}: not a run folder (give the --out folder of 'aekit fit --model hash').")
+    info = _read_search_data(folder)
+    est = load(folder)
+    if not hasattr(est, "kneighbors") or not hasattr(est, "train_codes_"):
+        raise UserError(f"--model {_text(args.model)} holds a {type(est).__name__}, not a hashing model.")
+    if isinstance(args.k, bool) or args.k < 1:
+        raise UserError(f"--k must be an integer >= 1; got {args.k}.")
+    X, shown = _queries(args, info["vocabulary"])
+    n_train = int(est.train_codes_.shape[0])
+    k = min(args.k, n_train)
+    try:
+        dist, idx = est.kneighbors(X, k)
+    except ValueError as exc:
+        raise UserError(f"the query: {exc}") from None
+    labels, names, texts = info["labels"], info["label_names"], info["texts"]
+    for q in range(X.shape[0]):
+        print(f"query: {shown[q]}")
+        print(f"{'rank':>4}  {'distance':>8}  {'label':<24}  document")
+        for r, (d, i) in enumerate(zip(np.asarray(dist[q]), np.asarray(idx[q])), start=1):
+            i = int(i)
+            label = "" if labels is None else (names[labels[i]] if names else str(labels[i]))
+            doc = texts[i][:100] if texts else f"training row {i}"
+            print(f"{r:>4}  {int(d):>8}  {label:<24}  {doc}")
+    return 0
+
+
 def cmd_anomalies(args) -> int:
     import torch
 
@@ -721,9 +1160,9 @@ def cmd_datasets(args) -> int:
 
     rows = []
     for info in available_datasets(args.data_dir):
-        c, h, w = info["image_shape"]
+        shape = "x".join(map(str, info["image_shape"])) if info["image_shape"] else "words"
         status = "yes" if info["available"] else ("download" if info["downloadable"] else "no")
-        rows.append((info["name"], f"{info['n_train']}/{info['n_test']}", f"{c}x{h}x{w}", str(info["n_classes"]),
+        rows.append((info["name"], f"{info['n_train']}/{info['n_test']}", shape, str(info["n_classes"]),
                      status, info["location"]))
     header = ("NAME", "TRAIN/TEST", "SHAPE", "CLASSES", "LOCAL", "LOCATION")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header) - 1)]
@@ -757,8 +1196,9 @@ def main(argv=None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "datasets": cmd_datasets,
-               "anomalies": cmd_anomalies}[args.verb]
+    handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "export": cmd_export,
+               "tangents": cmd_tangents, "restore": cmd_restore, "search": cmd_search,
+               "datasets": cmd_datasets, "anomalies": cmd_anomalies}[args.verb]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validation import check_array, check_positive_int, check_random_state, finite_result
+from ._validation import check_array, check_n_features, check_positive_int, check_random_state, finite_result
 from .base import AekitEstimator
+from .data.rows import NpyRows, is_out_of_core, stream_stats
 from .model import build_model
 from .parts.codes import DeterministicCode
+from .parts.corruption import infer_image_shape
 from .parts.nets import MLP
 from .pretrain import greedy_pretrain
 from .parts.losses import resolve_loss
@@ -60,7 +62,8 @@ class _NeuralEstimator(AekitEstimator):
         return build_model(self.n_features_in_, **self._model_kwargs(p), image_shape=self.image_shape_,
                            value_range=self.value_range_, variational=self._variational)
 
-    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False) -> list[dict]:
+    def _train(self, X: torch.Tensor, p, config, *, X_val=None, y=None, y_val=None, resume=False,
+               callback=None) -> list[dict]:
         """Greedy layer-wise stages first when ``pretrain='greedy'``, then end-to-end training
         (the history holds every stage's records, each with its 'stage')."""
         records = []
@@ -70,16 +73,19 @@ class _NeuralEstimator(AekitEstimator):
                                      learning_rate=p.pretrain_learning_rate or p.learning_rate,
                                      data_loss=self.loss_, value_range=self.value_range_)
             records = [{**r, "stage": name} for name, (_, hist) in stages.items() for r in hist]
-        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val)
+        final = train(self.model_, X, config, X_val=X_val, resume=resume, y=y, y_val=y_val, callback=callback)
         if records:
             final = [{**r, "stage": "end to end"} for r in final]
         return records + final
 
-    def _fit_setup(self, X2: np.ndarray, p) -> None:
+    def _fit_setup(self, X2: np.ndarray, p, *, stats=None) -> None:
         """What every fit does before training: the data's range and loss, the model built
-        (seeded) and started at the data's mean."""
-        self.value_range_ = (float(X2.min()), float(X2.max()))
-        self.loss_ = resolve_loss(p.loss, self.value_range_)
+        (seeded) and started at the data's mean. ``stats`` = (min, max, mean row) of
+        out-of-core data, measured by one streaming pass, stands in for X2 (there 'auto' does
+        not look for count data: give loss='multinomial' for out-of-core word counts)."""
+        lo, hi = (float(X2.min()), float(X2.max())) if stats is None else stats[:2]
+        self.value_range_ = (lo, hi)
+        self.loss_ = resolve_loss(p.loss, self.value_range_, X2 if stats is None else None)
         if self.loss_ == "bce" and (self.value_range_[0] < 0 or self.value_range_[1] > 1):
             raise ValueError(f"loss='bce' needs data in [0, 1]; X lies in [{self.value_range_[0]:g}, {self.value_range_[1]:g}]. Scale it (e.g. MinMaxScaler) or use loss='mse'.")
         self.n_components_ = int(p.n_components)
@@ -87,17 +93,43 @@ class _NeuralEstimator(AekitEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)
             self.model_ = self._build(p)
-        self.model_.init_from_data(torch.from_numpy(X2))
+        mean_row = torch.from_numpy(np.asarray(stats[2], dtype=np.float32)[None]) if stats is not None else None
+        self.model_.init_from_data(torch.from_numpy(X2) if stats is None else mean_row)
 
-    def fit(self, X, y=None, *, X_val=None, resume: bool = False):
+    def _out_of_core_input(self, X, p):
+        """An np.memmap or NpyRows, checked by one streaming pass (never loaded whole):
+        (rows source, (min, max, mean row))."""
+        src = X if isinstance(X, NpyRows) else NpyRows(X)
+        if src.ndim > 2 and not self._image_input:
+            raise ValueError(f"X must be an array of rank 2 (n_samples, n_features); got shape {src.shape}.")
+        if src.shape[0] == 0 or src.n_features == 0:
+            raise ValueError(f"X is empty (shape={src.shape}).")
+        if p.values.get("pretrain") == "greedy":
+            raise ValueError("pretrain='greedy' needs the data in memory; out-of-core data train end to end only.")
+        check_n_features(self, src, reset=True)
+        return src, stream_stats(src)
+
+    def fit(self, X, y=None, *, X_val=None, resume: bool = False, callback=None):
         """Train on the rows of X (labels y are ignored). ``X_val`` overrides the validation
-        split; ``resume=True`` continues from ``checkpoint_path`` when it exists."""
+        split; ``resume=True`` continues from ``checkpoint_path`` when it exists;
+        ``callback(record)`` is called after each end-to-end epoch (e.g. an
+        :mod:`aekit.tracking` tracker; returning True stops training).
+
+        X may be larger than memory: an ``np.memmap`` (``np.load(path, mmap_mode='r')``) or an
+        :class:`aekit.NpyRows` (a .npy file or a folder of .npy shards) is read batch by batch
+        (:mod:`aekit.data.rows`), never copied whole. Training sees the batches of in-memory
+        training in the same order; the data mean that starts the output bias is summed in
+        float64 chunks instead of one float32 mean, so the models agree up to that rounding."""
         p = self._checked_params()
         self._check_combination(p)
-        X = self._validate_fit_input(X, allow_image=self._image_input)
+        stats = None
+        if is_out_of_core(X):
+            X, stats = self._out_of_core_input(X, p)
+        else:
+            X = self._validate_fit_input(X, allow_image=self._image_input)
         self._prepare_shape(X, p)
-        X2 = X.reshape(X.shape[0], -1)
-        self._fit_setup(X2, p)
+        X2 = X if stats is not None else X.reshape(X.shape[0], -1)
+        self._fit_setup(X2, p, stats=stats)
         Xv = None
         if X_val is not None:
             Xv = check_array(X_val, name="X_val", allow_image=self._image_input)
@@ -106,7 +138,8 @@ class _NeuralEstimator(AekitEstimator):
             Xv = torch.from_numpy(Xv.reshape(Xv.shape[0], -1))
         config = TrainConfig(**{k: v for k, v in p.pick("train").items() if k != "random_state"}, seed=self._seed)
         t0 = time.perf_counter()
-        self.history_ = self._train(torch.from_numpy(X2), p, config, X_val=Xv, resume=resume)
+        data = X2 if stats is not None else torch.from_numpy(X2)
+        self.history_ = self._train(data, p, config, X_val=Xv, resume=resume, callback=callback)
         self.training_time_ = time.perf_counter() - t0
         self.n_iter_ = sum(1 for r in self.history_ if r.get("stage", "end to end") == "end to end")
         self.model_.eval()
@@ -141,6 +174,9 @@ class _NeuralEstimator(AekitEstimator):
             if lo < 0.0 or hi > 1.0:
                 raise ValueError(f"{type(self).__name__}: this model was trained with cross-entropy on data in [0, 1]; "
                                  f"X lies in [{lo:g}, {hi:g}]. Scale X as the training data were.")
+        if self.loss_ == "multinomial" and float(X.min()) < 0.0:
+            raise ValueError(f"{type(self).__name__}: this model was trained with the multinomial loss on counts; "
+                             f"X has negative values (down to {float(X.min()):g}).")
         return X
 
     def transform(self, X) -> np.ndarray:
@@ -171,6 +207,15 @@ class _NeuralEstimator(AekitEstimator):
     def score_samples(self, X) -> np.ndarray:
         """Negative reconstruction error per row (higher = more typical), float64."""
         return -self.reconstruction_error(X)
+
+    def interpolate(self, a, b, steps: int = 10) -> np.ndarray:
+        """Decode the straight line between the codes of a and b (h, or μ for a VAE):
+        x̂(t) = g((1 − t) f(a) + t f(b)), t = 0, 1/(steps − 1), …, 1; shape (steps, n_features)."""
+        steps = check_positive_int(steps, "steps", minimum=2)
+        ends = self.transform(np.stack([np.asarray(a, dtype=np.float32).reshape(-1),
+                                        np.asarray(b, dtype=np.float32).reshape(-1)]))
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        return self.inverse_transform((1 - t) * ends[0] + t * ends[1])
 
     def first_layer_weights(self) -> np.ndarray | None:
         """The first layer's input weights, one row per unit (n_units, n_features), for MLP
@@ -219,8 +264,9 @@ class Autoencoder(_NeuralEstimator):
 
     @property
     def report_sections(self):
-        return ("reconstructions", "code-map", *(("code-activations",) if self._sparse_code else ()), "filters",
-                "loss-curves", "stage-curves")
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map",
+                *(("code-activations",) if self._sparse_code else ()), "filters",
+                *(("tangents",) if self.contractive else ()), "loss-curves", "stage-curves")
 
     @property
     def report_metrics(self):
@@ -242,11 +288,7 @@ def _image_shape_from(X: np.ndarray, image_shape) -> tuple[int, int, int]:
         return tuple(int(s) for s in X.shape[1:])
     if X.ndim == 3:
         return (1, int(X.shape[1]), int(X.shape[2]))
-    for c in (1, 3):
-        side = math.isqrt(d // c)
-        if d % c == 0 and side * side * c == d:
-            return (c, side, side)
-    return (1, 1, d)  # not a square image: a 1-D signal, convolved along its length
+    return infer_image_shape(d) or (1, 1, d)  # not a square image: a 1-D signal, convolved along its length
 
 
 class ConvAutoencoder(_NeuralEstimator):
@@ -262,6 +304,11 @@ class ConvAutoencoder(_NeuralEstimator):
     _image_input = True
     _param_defaults = parameters("size", "conv", "image", "code", "loss", "corruption", "l1", "contractive", "decay",
                          "train", conv_channels=(32, 64), epochs=30)
+
+    @property
+    def report_sections(self):
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map",
+                *(("tangents",) if self.contractive else ()), "loss-curves")
 
     def _prepare_shape(self, X, p):
         if p.conv_channels is None:
@@ -284,8 +331,12 @@ class VAE(_NeuralEstimator):
     _variational = True
     _param_defaults = parameters("size", "mlp", "center", "conv", "image", "variational", "loss", "corruption", "decay",
                          "train", n_components=2, hidden_layer_sizes=(512, 256))
-    report_sections = ("reconstructions", "code-map", "loss-curves", "samples", "interpolation", "manifold")
     report_metrics = ("elbo",)
+
+    @property
+    def report_sections(self):
+        return ("reconstructions", *(("restorations",) if self.noise is not None else ()), "code-map", "loss-curves",
+                "samples", "interpolation", "manifold")
 
     @property
     def _image_input(self):
@@ -324,6 +375,55 @@ class VAE(_NeuralEstimator):
         return finite_result(-(recon + kl) + self._log_likelihood_constant(), what="score_samples",
                              owner=type(self).__name__, dtype=np.float64)
 
+    def log_likelihood(self, X, n_samples: int = 5000, random_state=0, return_std: bool = False,
+                       sample_batch: int = 500):
+        """log p(x) per row by importance sampling with q(z|x) as the proposal (Burda et al.
+        2016's estimate, the test log-likelihood VAE papers report; in nats, float64):
+
+            log p(x) ≈ log (1/k) Σ_i w_i,   w_i = p(x|z_i) p(z_i) / q(z_i|x),   z_i = μ + σ ⊙ ε_i
+            log w_i  = −L(x, g(z_i)) + c − ½‖z_i‖² + ½‖ε_i‖² + ½ Σ_j log σ_j²
+
+        (c: the constant the training loss drops; the (2π)^{k/2} of p and q cancel). It is a
+        lower bound in expectation that tightens as k grows (k = 1: the ELBO with one draw)
+        and is exact for any k when q(z|x) is the true posterior. The k draws are seeded and
+        the same for every row; they are evaluated at most ``sample_batch`` at a time.
+        ``return_std``: also the Monte-Carlo standard error of each row's estimate (delta
+        method: sd(w) / (√k · mean(w)))."""
+        X = self._scored_rows(X)
+        k = check_positive_int(n_samples, "n_samples")
+        sample_batch = check_positive_int(sample_batch, "sample_batch")
+        gen = torch.Generator().manual_seed(check_random_state(random_state))
+        eps = torch.randn(k, self.n_components_, generator=gen, dtype=torch.float64).to(self._device())
+        model = self._scoring_model()
+        const = self._log_likelihood_constant()
+
+        def estimate(x):
+            x = x.double()
+            n = x.shape[0]
+            code = model.encode(x, sample=False)
+            mu, logvar = code.h, code.logvar                                  # (n, m)
+            std = torch.exp(0.5 * logvar)
+            log_w = []
+            # s draws at a time for the n rows: n·s·d values per temporary, kept to ~4M
+            s = max(1, min(sample_batch, (1 << 22) // max(1, n * x[0].numel())))
+            for e in eps.split(s):                                             # e: (s, m)
+                z = mu[:, None, :] + std[:, None, :] * e[None]                 # (n, s, m)
+                xs = x[:, None].expand(n, e.shape[0], *x.shape[1:]).reshape(n * e.shape[0], *x.shape[1:])
+                recon = model.recon(z.reshape(-1, z.shape[-1]), xs).view(n, e.shape[0])
+                log_w.append(-recon + const - 0.5 * z.pow(2).sum(-1) + 0.5 * e.pow(2).sum(-1)[None]
+                             + 0.5 * logvar.sum(-1, keepdim=True))
+            log_w = torch.cat(log_w, 1)                                        # (n, k)
+            ll = torch.logsumexp(log_w, 1) - math.log(k)
+            w = torch.exp(log_w - log_w.max(1, keepdim=True).values)           # scaled weights
+            se = w.std(1, unbiased=True) / (math.sqrt(k) * w.mean(1)) if k > 1 else torch.full_like(ll, math.nan)
+            return torch.stack([ll, se], 1)
+
+        out = self._map(estimate, X, what="log_likelihood", dtype=np.float64) if k > 1 else None
+        if out is None:  # k = 1: no standard error (NaN would be refused as non-finite)
+            out = self._map(lambda x: estimate(x)[:, :1], X, what="log_likelihood", dtype=np.float64)
+            return (out[:, 0], np.full(len(out), np.nan)) if return_std else out[:, 0]
+        return (out[:, 0], out[:, 1]) if return_std else out[:, 0]
+
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw z ~ N(0, I) and decode: n_samples new rows in data space."""
         from sklearn.utils.validation import check_is_fitted
@@ -334,13 +434,6 @@ class VAE(_NeuralEstimator):
         z = torch.randn(n, self.n_components_, generator=gen).numpy()
         return self.inverse_transform(z)
 
-    def interpolate(self, a, b, steps: int = 10) -> np.ndarray:
-        """Decode the straight line from μ(a) to μ(b) in latent space: (steps, n_features)."""
-        steps = check_positive_int(steps, "steps", minimum=2)
-        ends = self.transform(np.stack([np.asarray(a, dtype=np.float32).reshape(-1),
-                                        np.asarray(b, dtype=np.float32).reshape(-1)]))
-        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-        return self.inverse_transform((1 - t) * ends[0] + t * ends[1])
 
 
 # -- presets: Autoencoder with other defaults ------------------------------------------------

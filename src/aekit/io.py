@@ -36,6 +36,7 @@ from safetensors.numpy import save as _serialise
 from . import estimators as _neural  # noqa: F401  (registers the classes for load)
 from . import linear as _linear  # noqa: F401
 from . import supervised as _supervised  # noqa: F401
+from .apps import hashing as _hashing  # noqa: F401
 from .apps import anomaly as _anomaly  # noqa: F401
 from ._files import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 from ._files import digest

@@ -2,7 +2,7 @@
 
     loss(x) = mean_batch [ L(x, g(code(f(C(x))))) ] + Σ_k w_k Ω_k
 
-C corrupts (training only), f's body maps C(x) to what the code layer reads, ``code`` makes
+C corrupts (training only), f's body maps C(x) (optionally log(1 + C(x)), centred) to what the code layer reads, ``code`` makes
 the code (deterministic or Gaussian), g decodes, L compares with the clean x, Ω are the
 penalties. A denoising autoencoder is C = masking; a VAE is a Gaussian code with its KL as a
 penalty; they combine freely. :func:`build_model` makes one from the declared settings.
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .parts.codes import DeterministicCode, GaussianCode
-from .parts.corruption import NoCorruption, make_corruption
+from .parts.codes import BinaryCode, DeterministicCode, GaussianCode
+from .parts.corruption import IMAGE_NOISES, NoCorruption, infer_image_shape, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
-from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, WeightDecay
+from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, Shard, WeightDecay
 from .settings import SETTINGS, check, names
 
 
@@ -40,8 +40,11 @@ class AutoencoderModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, code: nn.Module, decoder: nn.Module,
                  loss: ReconstructionLoss, corruption: nn.Module | None = None, penalties=(),
-                 center: int | None = None):
+                 center: int | None = None, input_transform: str | None = None):
         super().__init__()
+        if input_transform not in (None, "log1p"):
+            raise ValueError(f"input_transform must be None or 'log1p'; got {input_transform!r}.")
+        self.input_transform = input_transform
         if center:  # f sees x − m: a fixed offset (the training mean), saved with the weights
             self.register_buffer("offset", torch.zeros(int(center)))
         else:
@@ -55,8 +58,15 @@ class AutoencoderModel(nn.Module):
         self.recon_weight = 1.0  # 0 while a supervised stage trains on labels alone
 
     # -- the maps ------------------------------------------------------------------------
+    def transformed(self, x: torch.Tensor) -> torch.Tensor:
+        """log(1 + x) with input_transform='log1p' (word counts: damps long documents and
+        repeated words), else x."""
+        return torch.log1p(x) if self.input_transform == "log1p" else x
+
     def centred(self, x: torch.Tensor) -> torch.Tensor:
-        """x − m when centring, else x: what the encoder's first layer sees."""
+        """t(x) − m when centring, else t(x) (t: the input transform): what the encoder's first
+        layer sees."""
+        x = self.transformed(x)
         return x if self.offset is None else x - self.offset
 
     def pre_code(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,9 +88,15 @@ class AutoencoderModel(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_point(x))
 
+    def recon(self, z: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
+        """L(x, g(z)) per example: the reconstruction term at a given code z (``per_feature``:
+        its (n, d) per-input-dimension terms, whose row sums are L)."""
+        return self.loss(self.decoder(z), x, per_feature)
+
     def encoder_layers(self):
         """(linears, activations) of f when it is an MLP with a deterministic code, else None."""
-        if isinstance(self.encoder, (MLP, nn.Identity)) and isinstance(self.code, DeterministicCode):
+        if (isinstance(self.encoder, (MLP, nn.Identity)) and isinstance(self.code, DeterministicCode)
+                and self.input_transform is None):
             linears = list(self.encoder.linears) if isinstance(self.encoder, MLP) else []
             acts = self.encoder.activations if isinstance(self.encoder, MLP) else []
             return linears + [self.code.linear], acts + [self.code.activation]
@@ -97,8 +113,14 @@ class AutoencoderModel(nn.Module):
         at the mean reconstruction instead of spending its first steps finding it."""
         m = X.mean(0)
         if self.offset is not None:
-            self.offset.copy_(m)
-        target = m if self.loss.name == "mse" else torch.logit(m.clamp(1e-4, 1 - 1e-4))
+            self.offset.copy_(self.transformed(X).mean(0))
+        if self.loss.name == "multinomial":  # softmax(bias) = the corpus's word frequencies
+            freq = m.flatten() / m.sum().clamp_min(1e-12)
+            target = torch.log(freq.clamp_min(1e-6)).reshape(m.shape)
+        elif self.loss.name == "mse":
+            target = m
+        else:
+            target = torch.logit(m.clamp(1e-4, 1 - 1e-4))
         bias = self.output_bias()
         if bias is None:
             return
@@ -118,20 +140,27 @@ class AutoencoderModel(nn.Module):
 
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
-              sample: bool | None = None, eps=None, per_feature: bool = False) -> dict:
+              sample: bool | None = None, eps=None, weighted_only: bool = False,
+              shard: Shard | None = None, per_feature: bool = False) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
         ``penalties``: 'all', 'objective' (only those in the per-example objective, the
         VAE's KL) or 'none'. ``sample``/``eps`` choose a Gaussian code's draw of z.
+        ``weighted_only`` leaves out the terms whose weight is 0 (the loss and the objective
+        need not compute them: a supervised stage never runs the decoder).
+        ``shard`` (data-parallel training) tells batch-level penalties the global batch.
+        ``per_feature``: 'recon' is the (n, d) array of L's per-input-dimension terms (row
+        sums: the usual recon), for explanations of a score.
         """
+        w = self.weights() if weighted_only else None
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
-        out = {"recon": self.loss(self.decoder(code.z), x, per_feature)}
+        out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x, per_feature)}
         if penalties != "none":
-            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y)
+            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard)
             for penalty in self.penalties:
-                if penalties == "all" or penalty.in_objective:
+                if (penalties == "all" or penalty.in_objective) and (w is None or w[penalty.name]):
                     out[penalty.name] = penalty(ctx)
         return out
 
@@ -146,19 +175,29 @@ class AutoencoderModel(nn.Module):
     def objective(self, x: torch.Tensor, y: torch.Tensor | None = None, *, sample: bool | None = None,
                   eps=None) -> torch.Tensor:
         """Per example: recon + Σ w·(objective penalties). For a VAE with β = 1 this is −ELBO
-        (one draw of z); for the others the reconstruction error. Regularisers excluded."""
+        (one draw of z); for the others the reconstruction error, plus λ · a supervised head's
+        loss on the batch's labelled rows (0 without targets). Regularisers excluded. Terms
+        of weight 0 are not computed (a supervised stage's objective is its head's loss)."""
         w = self.weights()
-        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps)
-        return sum(w[k] * v for k, v in terms.items())
+        terms = self.terms(x, y, penalties="objective", sample=sample, eps=eps, weighted_only=True)
+        return sum((w[k] * v for k, v in terms.items()), x.new_zeros(x.shape[0]))   # (n,)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Loss:
-        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, shard: Shard | None = None) -> Loss:
+        """The training loss of a batch: Σ_k w_k · mean_batch(term_k), and its parts.
+
+        With a ``shard`` (this rank's rows of a global batch, data-parallel training) each
+        term is this rank's share of the global batch's term (:class:`Shard`): the shares'
+        values and gradients, summed over ranks, are the single-process loss and gradient.
+        """
         w = self.weights()
         total = 0.0
         logged = {}
-        for name, value in self.terms(x, y).items():
+        scopes = {p.name: p.batch_statistic for p in self.penalties} if shard is not None else None
+        for name, value in self.terms(x, y, weighted_only=True, shard=shard).items():
             if value.ndim:
-                value = value.mean()
+                value = value.mean() if shard is None else value.sum() / shard.n_global
+            elif shard is not None and not scopes.get(name, False):
+                value = value / shard.world  # a parameter-only term, the same on every rank
             total = total + w[name] * value
             logged[name] = value.detach()
         logged["loss"] = total.detach()
@@ -171,11 +210,13 @@ MODEL_SETTINGS = names("model")
 def build_model(n_features: int, **settings) -> AutoencoderModel:
     """Assemble an :class:`AutoencoderModel` from settings declared in :mod:`aekit.settings`
     (group 'model'); those not given take their declared defaults, ``image_shape`` goes with
-    ``conv_channels``, ``value_range`` is the data's (lo, hi) for salt-and-pepper noise.
+    ``conv_channels`` and the image corruptions (inferred for square rows when not given),
+    ``value_range`` is the data's (lo, hi) for salt-and-pepper noise and filled blocks.
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
-    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω.
+    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω;
+    ``binary_code`` ('noise' or 'straight-through') makes it binary (semantic hashing).
     ``output_activation`` (MLP decoders) is applied to the decoder's output before the loss:
     a greedy stage that reconstructs a ReLU or tanh layer's codes uses it.
     """
@@ -210,7 +251,11 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if variational:
         if tied:
             raise ValueError("tied weights are not available with a Gaussian (VAE) code.")
+        if p["binary_code"] is not None:
+            raise ValueError("a code is either Gaussian (variational) or binary (binary_code), not both.")
         code = GaussianCode(features, k)
+    elif p["binary_code"] is not None:
+        code = BinaryCode(features, k, p["binary_code"], p["code_noise"])
     else:
         code = DeterministicCode(features, k, p["code_activation"], p["code_noise"])
 
@@ -226,7 +271,7 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["l1"]:
         penalties.append(L1Code(p["l1"]))
     if p["sparsity_weight"]:
-        if variational or p["code_activation"] != "sigmoid":
+        if variational or (p["code_activation"] != "sigmoid" and p["binary_code"] is None):
             raise ValueError("KL sparsity needs code activations in (0, 1): set code_activation='sigmoid'.")
         penalties.append(KLSparsity(p["sparsity_weight"], p["sparsity_target"]))
     if p["contractive"]:
@@ -238,6 +283,9 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["weight_decay"]:
         penalties.append(WeightDecay(p["weight_decay"]))
 
-    corruption = make_corruption(p["noise"], p["noise_level"], value_range)
+    image_shape = extra.get("image_shape")
+    if p["noise"] in IMAGE_NOISES and image_shape is None:  # an MLP on square images: the rows' shape
+        image_shape = infer_image_shape(n_features)
+    corruption = make_corruption(p["noise"], p["noise_level"], value_range, image_shape)
     return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
-                            center=n_features if p["center"] else None)
+                            center=n_features if p["center"] else None, input_transform=p["input_transform"])

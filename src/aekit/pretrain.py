@@ -26,6 +26,7 @@ import dataclasses
 import torch
 
 from .model import AutoencoderModel, build_model
+from .parts.corruption import IMAGE_NOISES
 from .parts.nets import MLP, TiedDecoder
 from .train import TrainConfig, train
 
@@ -46,6 +47,8 @@ def stage_settings(settings: dict, k: int, n_stages: int, activations: list[str]
              loss=data_loss if k == 0 else ("bce" if below == "sigmoid" else "mse"),
              center=bool(settings.get("center")) and k == 0,
              code_noise=settings.get("code_noise", 0.0) if k == n_stages - 1 else 0.0)
+    if k and s.get("noise") in IMAGE_NOISES:  # image damage (blocks, watermarks, …) applies to the images only
+        s["noise"] = None
     if act != "sigmoid":  # KL sparsity needs (0, 1) activations: only on sigmoid layers
         s["sparsity_weight"] = 0.0
     return s

@@ -52,6 +52,7 @@ class Setting:
     optional: bool = False          # None is a valid value
     min_len: int = 0                # for 'sizes'
     flag: str | None = None         # the CLI option (default: --name-with-dashes)
+    aliases: tuple = ()             # other spellings of the CLI option (e.g. --bits for the code size)
     cli: bool = True                # offered by `aekit fit`
 
     @property
@@ -160,7 +161,8 @@ def _check_device(setting: Setting, value, owner):
 
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
-NOISES = (None, "gaussian", "masking", "salt-and-pepper")
+NOISES = (None, "gaussian", "masking", "salt-and-pepper", "salt-pepper", "blocks", "center-block", "watermark",
+          "grayscale")
 SCHEDULES = (None, "cosine", "step", "plateau")
 
 # Groups name what an estimator is made of: 'size', 'code', 'mlp', 'tied', 'center', 'conv',
@@ -171,16 +173,22 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     # -- the code ------------------------------------------------------------------------
     Setting("n_components", "int", 32, "code size k: units of the code layer, components of PCA/FA, atoms of sparse coding "
             "(None, linear models only: as many as the data allow)",
-            ("size", "model", "pca", "fa", "sparse"), low=1, flag="--code", optional=True),
+            ("size", "model", "pca", "fa", "sparse"), low=1, flag="--code", aliases=("--bits",), optional=True),
     Setting("code_activation", "choice", "linear", "activation of the code layer ('sigmoid' for KL sparsity)",
             ("code", "model"), choices=ACTIVATIONS),
     Setting("code_noise", "float", 0.0, "σ of Gaussian noise added to the code layer's input while training "
-            "(pushes sigmoid codes toward 0/1, as in semantic hashing)", ("code", "model"), low=0),
+            "(pushes sigmoid codes toward 0/1, as in semantic hashing)", ("code", "binary", "model"), low=0),
+    Setting("binary_code", "choice", None, "a binary code (bits, exactly 0/1 at inference, 1[Wf + b > 0]): None "
+            "(a real-valued code), 'noise' (training sees σ(a + code_noise·ε), pushed to 0/1 by the noise, as in "
+            "semantic hashing) or 'straight-through' (training sees the thresholded bits; the gradient is the "
+            "sigmoid's)", ("binary", "model"), choices=(None, "noise", "straight-through")),
     # -- the networks --------------------------------------------------------------------
     Setting("hidden_layer_sizes", "sizes", (256,), "encoder hidden layer sizes; the decoder mirrors them; () for none",
             ("mlp", "model"), low=1, flag="--hidden"),
     Setting("activation", "choice", "relu", "activation of the hidden layers", ("mlp", "conv", "model"), choices=ACTIVATIONS),
     Setting("tied", "bool", False, "the decoder uses the encoder's weights transposed (MLP only)", ("tied", "model")),
+    Setting("input_transform", "choice", None, "what the encoder reads: None (x itself) or 'log1p' (log(1 + x), "
+            "for word counts); the loss still compares with x", ("input", "model"), choices=(None, "log1p")),
     Setting("center", "bool", False, "the encoder sees x − mean(X_train), as PCA does", ("center", "model")),
     Setting("conv_channels", "sizes", None, "channels of the 3×3 stride-2 convolutions (each halves H and W); "
             "None: an MLP",
@@ -193,11 +201,16 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("beta", "float", 1.0, "weight β of a VAE's KL term", ("variational", "model"), low=0),
     Setting("n_score_samples", "int", 10, "draws of z per row in a VAE's score_samples (the ELBO)", ("variational",), low=1),
     # -- loss and corruption -------------------------------------------------------------
-    Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]) or 'auto' (bce when the "
-            "data lie in [0, 1])", ("loss", "model"), choices=("auto", "mse", "bce")),
+    Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]), 'multinomial' (word "
+            "counts: softmax over the features) or 'auto' (multinomial for count data: non-negative integers, "
+            "some above 1, more than one count per row on average; else bce when the data lie in [0, 1]; else mse)",
+            ("loss", "model"), choices=("auto", "mse", "bce", "multinomial")),
     Setting("noise", "choice", None, "input corruption while training: None, 'gaussian' (σ), 'masking' (p), "
-            "'salt-and-pepper' (p)", ("corruption", "model"), choices=NOISES),
-    Setting("noise_level", "float", 0.1, "corruption strength: σ for gaussian, a fraction p for the others",
+            "'salt-and-pepper' or 'salt-pepper' (p), and the image damages 'blocks' (random squares, a fraction p "
+            "missing), 'center-block' (a centred block of area p), 'watermark' (text/logo overlays, opacity up to "
+            "noise_level or 0.9 when 0) and 'grayscale' (colour to BT.601 luma)", ("corruption", "model"), choices=NOISES),
+    Setting("noise_level", "float", 0.1, "corruption strength: σ for gaussian, a fraction p for the others (the highest opacity for "
+            "watermark; unused by grayscale)",
             ("corruption", "model"), low=0),
     # -- penalties -----------------------------------------------------------------------
     Setting("l1", "float", 0.0, "weight of the L1 penalty Σ|h| on the code", ("l1", "model"), low=0),
@@ -253,6 +266,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("supervised",), low=1),
     Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "
             "of 'pretrain'; all of 'none')", ("supervised",), low=1),
+    Setting("finetune_learning_rate", "float", None, "learning rate of the supervised stages (the head, the "
+            "fine-tuning, all of 'none'; None: learning_rate)", ("supervised",), low=0, low_open=True, optional=True),
+    Setting("finetune_noise", "bool", True, "the corruption stays on in the supervised stages (input-noise "
+            "regularisation; the consistency cost needs it); False: they see clean inputs, as in the classic "
+            "stacked denoising autoencoder's fine-tuning", ("supervised",)),
     Setting("unlabelled", "int", -1, "the class label that marks an unlabelled row (None: every row is labelled)",
             ("classes",), optional=True, cli=False),
     Setting("labelled_per_batch", "int", 0, "labelled rows drawn (with replacement) into every mini-batch when "

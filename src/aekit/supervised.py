@@ -10,8 +10,13 @@ autoencoder's code, trained by one of three procedures.
 The supervised term is a part, :class:`aekit.parts.heads.SupervisedHead`, in the model's
 penalties; labels reach it through the training loop's targets. Unlabelled rows carry
 y = −1 (scikit-learn's semi-supervised convention); they enter the reconstruction term
-only. Every stage is the one training loop; the model's ``recon_weight`` is 0 in the
-supervised-only stages and the frozen parameters are left out of the optimiser.
+only. Every stage is the one training loop. In the supervised-only stages (the head, the
+fine-tuning, all of 'none') the model's ``recon_weight`` is 0, the autoencoder's own
+regularisers (contractive, L1, KL sparsity, weight decay) are off, as in the fine-tuning of
+Hinton & Salakhutdinov (2006), Vincent et al. (2010) and Rifai et al. (2011), and so is the
+corruption when ``finetune_noise=False`` (by default it stays: input noise is a supervised
+regulariser too, and the head's consistency cost needs it); frozen parameters are left out
+of the optimiser. Their validation loss is the head's loss.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .estimators import _NeuralEstimator
+from .parts.corruption import NoCorruption
 from .parts.heads import SupervisedHead
 from .settings import parameters
 from .train import TrainConfig, train
 
-_UNSUPERVISED_GROUPS = ("size", "mlp", "code", "center", "code_kind", "variational", "loss", "corruption", "l1",
+_UNSUPERVISED_GROUPS = ("size", "mlp", "tied", "code", "center", "code_kind", "variational", "loss", "corruption", "l1",
                         "sparsity", "contractive", "contractive_method", "decay", "pretrain", "supervised", "semi",
                         "train")
 
@@ -77,20 +83,35 @@ class _Supervised(_NeuralEstimator):
         if p.variational and (p.contractive or p.sparsity_weight):
             raise ValueError("a VAE code (variational=True) takes no contractive or KL-sparsity penalty.")
 
-    def _stage(self, X, y, config, *, epochs, recon_weight, frozen=False) -> list[dict]:
-        """One run of the training loop with the model's reconstruction weighted by
-        ``recon_weight`` and, when ``frozen``, only the head's parameters trainable."""
-        model = self.model_
-        head = set(map(id, self._head().parameters()))
+    def _stage(self, X, y, config, *, epochs, supervised_only, frozen=False) -> list[dict]:
+        """One run of the training loop. ``supervised_only``: the reconstruction and the
+        autoencoder's regularisers (penalties other than the head; the corruption too unless
+        ``finetune_noise``) are off, at ``finetune_learning_rate``. ``frozen``: only the head's
+        parameters are trained."""
+        model, p = self.model_, self._checked_params()
+        head = self._head()
+        head_params = set(map(id, head.parameters()))
+        saved_weights = [q.weight for q in model.penalties]
+        saved_corruption = model.corruption
         for q in model.parameters():
-            q.requires_grad_(not frozen or id(q) in head)
-        model.recon_weight = recon_weight
+            q.requires_grad_(not frozen or id(q) in head_params)
+        if supervised_only:
+            model.recon_weight = 0.0
+            for q in model.penalties:
+                q.weight = q.weight if q is head else 0.0
+            if not p.finetune_noise:
+                model.corruption = NoCorruption()
+            if p.finetune_learning_rate is not None:
+                config = dataclasses.replace(config, learning_rate=p.finetune_learning_rate)
         try:
             return train(model, X, dataclasses.replace(config, epochs=epochs), y=y)
         finally:
             for q in model.parameters():
                 q.requires_grad_(True)
             model.recon_weight = 1.0
+            for q, w in zip(model.penalties, saved_weights):
+                q.weight = w
+            model.corruption = saved_corruption
 
     def fit(self, X, y):
         """Train on X with targets y (−1 / NaN for unlabelled rows) by ``procedure``."""
@@ -108,16 +129,16 @@ class _Supervised(_NeuralEstimator):
         lab = torch.from_numpy(np.nonzero(labelled)[0])
         t0 = time.perf_counter()
         if p.procedure == "joint":
-            stages = [("joint", self._stage(Xt, y_t, config, epochs=p.epochs, recon_weight=1.0))]
+            stages = [("joint", self._stage(Xt, y_t, config, epochs=p.epochs, supervised_only=False))]
         elif p.procedure == "pretrain":
             stages = [("unsupervised", self._train(Xt, p, config)),
-                      ("head", self._stage(Xt[lab], y_t[lab], config, epochs=p.head_epochs, recon_weight=0.0,
+                      ("head", self._stage(Xt[lab], y_t[lab], config, epochs=p.head_epochs, supervised_only=True,
                                            frozen=True)),
                       ("fine-tuning", self._stage(Xt[lab], y_t[lab], config, epochs=p.finetune_epochs,
-                                                  recon_weight=0.0))]
+                                                  supervised_only=True))]
         else:  # none: the same network on the labelled rows alone
             stages = [("supervised only", self._stage(Xt[lab], y_t[lab], config, epochs=p.finetune_epochs,
-                                                      recon_weight=0.0))]
+                                                      supervised_only=True))]
         self.training_time_ = time.perf_counter() - t0
         self.history_ = [{**r, "stage": r.get("stage", name)} for name, hist in stages for r in hist]
         self.n_iter_ = len(self.history_)

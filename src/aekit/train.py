@@ -8,6 +8,24 @@ progress bar, a per-epoch history, seeding (runs repeat exactly) and checkpoints
 :func:`train` can resume from. Checkpoints are safetensors + JSON, written atomically, with a
 SHA-256 digest of their contents that resuming checks; a resumed run must have the
 checkpoint's settings and model (only epochs, device and what is shown may change).
+
+Data-parallel training (torch.distributed) is the same loop. Launched by ``torchrun`` (the
+environment holds RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) or inside an initialised
+process group, every rank draws the same permutation from the same seed, so the global
+batches are those of one process; rank r takes its part of each (``torch.tensor_split``:
+sizes differ by at most one row, the last, short batch included) and computes its *share* of
+the global loss (:class:`aekit.parts.penalties.Shard`: Σ_rank v_i / n_global for
+per-example terms, an all-reduce for batch statistics such as KL sparsity's ρ̂). The ranks'
+gradients are summed by one all-reduce per step, so every rank takes the single-process step
+on the global batch: the weights equal one process's within float rounding. Random
+corruption and a VAE's draws of z come from each rank's own stream (seed + rank): the same
+distribution, other draws. Validation and the epoch's logged terms are all-reduced; rank 0
+alone shows progress, calls the callback (its stop decision is broadcast) and writes
+checkpoints; a checkpoint holds no rank count, so a run resumes on any number of ranks.
+
+X may be an in-memory tensor or an :class:`aekit.data.rows.NpyRows` (memory-mapped .npy
+files): the loop only indexes it, ``X[idx]``, so out-of-core rows are read batch by batch and
+a validation split is a view, not a copy.
 """
 
 from __future__ import annotations
@@ -25,6 +43,8 @@ from safetensors.torch import save as _serialise
 from tqdm.auto import tqdm
 
 from ._files import atomic_write, digest
+from .data.rows import NpyRows
+from .parts.penalties import Shard
 from .settings import SETTINGS, names
 
 
@@ -63,6 +83,74 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+class _Ranks:
+    """This process's place among the data-parallel ranks: (0, 1) when alone."""
+
+    def __init__(self, rank: int = 0, world: int = 1, device=None):
+        self.rank, self.world, self.device = rank, world, device or torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        """The sum of t over the ranks (an all-reduce on this rank's device); t when alone."""
+        if self.world == 1:
+            return t
+        u = t.to(self.device)
+        torch.distributed.all_reduce(u)
+        return u.to(t.device)
+
+    def broadcast(self, flag: bool) -> bool:
+        """Rank 0's value of flag, on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        torch.distributed.broadcast(t, 0)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def launched_ranks() -> tuple[int, int, int] | None:
+    """(rank, world_size, local_rank) from torchrun's environment (RANK, WORLD_SIZE,
+    LOCAL_RANK) when WORLD_SIZE > 1, else None."""
+    import os
+
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them).") from None
+    return (rank, world, local) if world > 1 else None
+
+
+def setup_distributed(device: torch.device) -> tuple[_Ranks, torch.device]:
+    """Join the data-parallel ranks: an initialised torch.distributed group as it is, else one
+    made from torchrun's environment (gloo on CPU, NCCL on CUDA, each rank on GPU LOCAL_RANK);
+    alone otherwise. Returns the ranks and the device this rank computes on."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        world, rank = dist.get_world_size(), dist.get_rank()
+    else:
+        launched = launched_ranks()
+        if launched is None:
+            return _Ranks(), device
+        if not dist.is_available():
+            raise ValueError("WORLD_SIZE > 1 asks for distributed training but this PyTorch has no torch.distributed.")
+        rank, world, local = launched
+        if device.type == "cuda":
+            device = torch.device("cuda", local % torch.cuda.device_count())
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _Ranks(rank, world, device), device
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.learning_rate)
@@ -97,22 +185,34 @@ def split_validation(X: torch.Tensor, fraction: float, generator: torch.Generato
                          f"{n - n_val} training rows; each needs at least one.")
     perm = torch.randperm(n, generator=generator)
     tr, va = perm[n_val:], perm[:n_val]
+    if isinstance(X, NpyRows):  # out-of-core rows: views, nothing read
+        return X.subset(tr), None if y is None else y[tr], X.subset(va), None if y is None else y[va]
     return X[tr], None if y is None else y[tr], X[va], None if y is None else y[va]
 
 
 @torch.no_grad()
 def evaluate(model, X: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024,
-             sample: bool = True) -> float:
+             sample: bool = True, ranks: _Ranks | None = None) -> float:
     """Mean per-example objective (reconstruction + a VAE's KL: −ELBO with one draw of z, or
-    at z = μ when ``sample=False``, which draws no random numbers) over X, in eval mode."""
+    at z = μ when ``sample=False``, which draws no random numbers) over X, in eval mode.
+    With ``ranks`` (data-parallel) each rank scores its part of X and the sums are all-reduced."""
     was_training = model.training
     model.eval()
+    n = X.shape[0]
+    lo, hi = 0, n
+    if ranks is not None and ranks.world > 1:
+        bounds = [len(part) for part in torch.tensor_split(torch.arange(n), ranks.world)]
+        lo = sum(bounds[:ranks.rank])
+        hi = lo + bounds[ranks.rank]
     total = 0.0
-    for i in range(0, X.shape[0], batch_size):
-        yb = None if y is None else y[i:i + batch_size]
-        total += model.objective(X[i:i + batch_size], yb, sample=sample).sum().item()
+    for i in range(lo, hi, batch_size):
+        j = min(i + batch_size, hi)
+        yb = None if y is None else y[i:j]
+        total += model.objective(X[i:j], yb, sample=sample).sum().item()
     model.train(was_training)
-    return total / X.shape[0]
+    if ranks is not None and ranks.world > 1:
+        total = ranks.sum_(torch.tensor([total], dtype=torch.float64)).item()
+    return total / n
 
 
 class _EarlyStopping:
@@ -152,8 +252,11 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
     With ``resume=True`` and an existing ``config.checkpoint_path``, training continues
     from that checkpoint (weights, optimiser, schedule, RNG, history) to ``config.epochs``.
     ``callback(epoch_record)`` is called after each epoch; returning True stops training.
+    Launched by torchrun (or in an initialised process group) it trains data-parallel: see
+    the module's docstring. X may be an out-of-core :class:`aekit.data.rows.NpyRows`.
     """
     device = resolve_device(config.device)
+    ranks, device = setup_distributed(device)
     y = _check_targets(y, X, "y")
     model.to(device)
     X = X.to(device)
@@ -177,8 +280,12 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
         if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():
             start_epoch, history = load_checkpoint(config.checkpoint_path, model, optimizer, scheduler, generator,
                                                    stopper, config=config)
+        if ranks.rank:  # each rank its own stream for corruption and z (the permutation is shared)
+            torch.manual_seed(config.seed + 7919 * ranks.rank + 104729 * start_epoch)
+        if ranks.world > 1:
+            ranks.barrier()  # every rank has read the checkpoint before rank 0 may replace it
         return _loop(model, (X, y), (X_val, y_val), config, optimizer, scheduler, generator, stopper, history,
-                     start_epoch, callback)
+                     start_epoch, callback, ranks)
 
 
 def _labelled_rows(y):
@@ -208,14 +315,28 @@ def _diverged(model, record: dict, probe, first_loss: float) -> str | None:
     return None
 
 
-def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, history, start_epoch, callback):
+def _reduce_gradients(params, ranks: _Ranks) -> None:
+    """Sum the ranks' gradients (one all-reduce of one flat buffer): each rank then holds
+    the gradient of the global batch's loss."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch._utils._flatten_dense_tensors(grads)
+    torch.distributed.all_reduce(flat)
+    for p, g in zip(params, torch._utils._unflatten_dense_tensors(flat, grads)):
+        p.grad = g
+
+
+def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, history, start_epoch, callback,
+          ranks=None):
     (X, y), (X_val, y_val) = data, val
+    ranks = ranks or _Ranks()
+    parallel = ranks.world > 1
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     n = X.shape[0]
     probe = (X[:256], None if y is None else y[:256])
     labelled = _labelled_rows(y) if cfg.labelled_per_batch else None
     bs = min(cfg.batch_size, n)
-    bar = tqdm(range(start_epoch, cfg.epochs), disable=not cfg.verbose, desc="training", unit="epoch",
-               initial=start_epoch, total=cfg.epochs)
+    bar = tqdm(range(start_epoch, cfg.epochs), disable=not (cfg.verbose and ranks.main), desc="training",
+               unit="epoch", initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
@@ -227,17 +348,27 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
             if labelled is not None:  # every batch also gets labelled_per_batch labelled rows
                 pick = torch.randint(labelled.numel(), (cfg.labelled_per_batch,), generator=generator)
                 idx = torch.cat([idx, labelled[pick.to(labelled.device)]])
-            out = model(X[idx], None if y is None else y[idx])
+            if parallel:  # this rank's part of the global batch, and its share of the loss
+                shard = Shard(ranks.rank, ranks.world, idx.numel())
+                idx = torch.tensor_split(idx, ranks.world)[ranks.rank]
+                out = model(X[idx], None if y is None else y[idx], shard=shard)
+            else:
+                out = model(X[idx], None if y is None else y[idx])
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
+            if parallel:
+                _reduce_gradients(params, ranks)
             optimizer.step()
             for k, v in out.terms.items():
                 sums[k] = sums[k] + v if k in sums else v
             n_batches += 1
+        if parallel:  # the shares of every rank make the global terms
+            keys = list(sums)  # the same order on every rank: the model's terms
+            sums = dict(zip(keys, ranks.sum_(torch.stack([sums[k].float() for k in keys]))))
         record = {"epoch": epoch + 1, **{k: v.item() / n_batches for k, v in sums.items()},
                   "lr": optimizer.param_groups[0]["lr"]}
         if X_val is not None:
-            record["val_loss"] = evaluate(model, X_val, y_val)
+            record["val_loss"] = evaluate(model, X_val, y_val, ranks=ranks)
         why = _diverged(model, record, probe, history[0]["loss"] if history else record["loss"])
         if why:
             raise TrainingDiverged(f"training diverged at epoch {epoch + 1}: {why}; lower learning_rate "
@@ -252,10 +383,12 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4g}", **({"val": f"{record['val_loss']:.4g}"} if "val_loss" in record else {}))
         last = stop or epoch + 1 == cfg.epochs
-        if cfg.checkpoint_path and ((epoch + 1) % cfg.checkpoint_every == 0 or last):
+        if cfg.checkpoint_path and ((epoch + 1) % cfg.checkpoint_every == 0 or last) and ranks.main:
             save_checkpoint(cfg.checkpoint_path, model, optimizer, scheduler, generator, stopper, epoch + 1, history, cfg)
-        if callback is not None and callback(record):
+        if callback is not None and ranks.main and callback(record):
             stop = True
+        if parallel:
+            stop = ranks.broadcast(stop)
         if stop:
             break
     bar.close()

@@ -16,7 +16,9 @@ class Dataset:
 
     ``X_train`` / ``X_test`` are C-contiguous float32 arrays of shape (n, d). When the rows
     are images, ``image_shape`` is (C, H, W) and each row is ``image.reshape(-1)`` in C, H, W
-    order, so ``ds.images(X)`` gives back an (n, C, H, W) array.
+    order, so ``ds.images(X)`` gives back an (n, C, H, W) array. For documents the rows are word
+    counts, ``vocabulary`` names the columns and ``texts_train``/``texts_test`` hold the start of
+    each document (see :mod:`aekit.data.text`).
     """
 
     name: str
@@ -28,6 +30,9 @@ class Dataset:
     value_range: tuple[float, float]
     label_names: list[str] | None
     source: str
+    vocabulary: list[str] | None = None      # text sets: the word of each column
+    texts_train: list[str] | None = None     # text sets: each document's first characters, for display
+    texts_test: list[str] | None = None
 
     def __post_init__(self):
         d = self.X_train.shape[1] if self.X_train.ndim == 2 else None
@@ -44,6 +49,8 @@ class Dataset:
             if len(self.image_shape) != 3 or int(np.prod(self.image_shape)) != d:
                 raise ValueError(f"{self.name}: image_shape {self.image_shape} does not match {d} features per row.")
         self.value_range = (float(self.value_range[0]), float(self.value_range[1]))
+        if self.vocabulary is not None and len(self.vocabulary) != d:
+            raise ValueError(f"{self.name}: a vocabulary of {len(self.vocabulary)} words for {d} columns.")
 
     @property
     def n_features(self) -> int:

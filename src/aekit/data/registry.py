@@ -20,6 +20,7 @@ import numpy as np
 
 from .._validation import check_fraction
 from . import files as user_files
+from . import text as text_files
 from .cache import data_home, download, verify_file
 from .dataset import Dataset, split
 from .idx import read_idx
@@ -63,6 +64,15 @@ CHECKSUMS = {
         "target.npy": ("md5:89ccc659179e4cce6f41c0a4a5734459",),
     },
     "cifar10": {"cifar-10-python.tar.gz": ("md5:c58f30108f718f92721af3b95e74349a",)},
+    "20newsgroups": {
+        "20news-bydate.tar.gz": (
+            "sha256:8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4c87b786e15c759fa66d95610",  # official (scikit-learn's)
+            # The project's shared copy is a deterministic re-pack of the same 18846 message files
+            # (another container, so other bytes); every message's md5 is in its MANIFEST.md5.
+            # See shared/data/20newsgroups/SOURCE.txt.
+            "md5:741ce1accca9a2084d7fe119e4e54caa",
+        ),
+    },
     # No official file exists for this subset: it is a new container made for the project.
     "cifar10-subset": {"cifar10_subset.npz": ("md5:6e69002dce0e60c5e40645e907e701dc",)},
 }
@@ -72,6 +82,7 @@ MIRRORS = {
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     "olivetti-faces": ("https://ndownloader.figshare.com/files/5976027",),
     "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    "20newsgroups": ("https://ndownloader.figshare.com/files/5975967",),  # the mirror scikit-learn uses
 }
 
 
@@ -83,7 +94,7 @@ class Spec:
     description: str
     n_train: int
     n_test: int
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int] | None  # None: not images (20newsgroups: word counts)
     n_classes: int
 
 
@@ -95,9 +106,11 @@ SPECS = {
         Spec("fashion-mnist", "Zalando Fashion-MNIST clothing images, 28x28 greyscale", 60000, 10000, (1, 28, 28), 10),
         Spec("olivetti-faces", "Olivetti (AT&T) faces of 40 subjects, 64x64 greyscale", 320, 80, (1, 64, 64), 40),
         Spec("cifar10", "CIFAR-10 tiny colour images, 32x32 RGB (or the local 4000/1000 subset)", 50000, 10000, (3, 32, 32), 10),
+        Spec("20newsgroups", "20 Newsgroups (by date) messages as counts of the 2000 most frequent training words",
+             11314, 7532, None, 20),
     )
 }
-ALIASES = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "olivetti": "olivetti-faces", "cifar-10": "cifar10"}
+ALIASES = {"20news": "20newsgroups", "newsgroups": "20newsgroups", "fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "olivetti": "olivetti-faces", "cifar-10": "cifar10"}
 
 
 def _missing_message(name: str, folder: Path, missing: list[str], reason: str) -> str:
@@ -303,12 +316,19 @@ def _load_cifar10(data_dir, download_ok, test_fraction, random_state) -> Dataset
                    y_te.astype(np.int64), (3, 32, 32), (0.0, 1.0), list(CIFAR10_NAMES), str(path))
 
 
+def _load_20newsgroups(data_dir, download_ok, test_fraction, random_state) -> Dataset:
+    folder = data_home(data_dir) / "20newsgroups"
+    (path,) = _ensure("20newsgroups", folder, ("20news-bydate.tar.gz",), download_ok, urls=MIRRORS["20newsgroups"])
+    return text_files.load_newsgroups_tarball(path)
+
+
 LOADERS = {
     "digits": _load_digits,
     "mnist": _load_mnist,
     "fashion-mnist": _load_fashion,
     "olivetti-faces": _load_olivetti,
     "cifar10": _load_cifar10,
+    "20newsgroups": _load_20newsgroups,
 }
 
 
@@ -320,20 +340,25 @@ def _canonical(name: str) -> str | None:
 
 # -- public API ---------------------------------------------------------------------------
 def load_dataset(name_or_path, *, data_dir=None, download=True, test_fraction=0.2, random_state=0,
-                 label_column=None) -> Dataset:
+                 label_column=None, text_column=None) -> Dataset:
     """Load a named data set (see :func:`available_datasets`) or a user file / folder.
 
     Named sets keep their official train/test split; ``digits``, ``olivetti-faces`` and user
     data are split with ``test_fraction`` / ``random_state`` (stratified by label when
     possible). ``label_column`` picks the label column of a CSV file (name or index).
+
+    Text (:mod:`aekit.data.text`) becomes word counts over the 2000 most frequent training
+    words: ``20newsgroups``; a folder with one sub-folder of ``.txt`` files per class; a CSV
+    with a header row and a text column (``text_column``, default the column named "text"
+    when there is one), labels from ``label_column`` (a column name).
     """
     test_fraction = check_fraction(test_fraction, "test_fraction")
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise ValueError(f"load_dataset takes a data set name or a path; got {type(name_or_path).__name__}.")
     name = _canonical(name_or_path) if isinstance(name_or_path, str) else None
     if name is not None:
-        if label_column is not None:
-            raise ValueError(f"label_column applies to CSV files only, not to the named data set {name!r}.")
+        if label_column is not None or text_column is not None:
+            raise ValueError(f"label_column and text_column apply to CSV files only, not to the named data set {name!r}.")
         return LOADERS[name](data_dir, download, test_fraction, random_state)
     path = Path(name_or_path).expanduser()
     if not path.exists():
@@ -341,11 +366,18 @@ def load_dataset(name_or_path, *, data_dir=None, download=True, test_fraction=0.
         if isinstance(name_or_path, os.PathLike) or os.sep in text or "/" in text or path.suffix:
             raise ValueError(f"file not found: {path}")
         raise ValueError(f"unknown data set {text!r}: not a known name ({', '.join(LOADERS)}) and no such file or folder.")
+    if text_column is not None and path.suffix.lower() not in (".csv", ".tsv"):
+        raise ValueError(f"text_column applies to CSV files only, not to {path}.")
     if path.is_dir():
         loader = user_files.load_image_folder
+        if text_files.is_text_folder(path):
+            loader = text_files.load_text_folder
     else:
         suffix = path.suffix.lower()
         loader = {".npy": user_files.load_npy, ".npz": user_files.load_npz}.get(suffix)
+        if suffix in (".csv", ".tsv") and (text_column is not None or _has_text_header(path)):
+            return text_files.load_text_csv(path, test_fraction, random_state, text_column=text_column or "text",
+                                      label_column=label_column)
         if suffix in (".csv", ".tsv"):
             return user_files.load_csv(path, test_fraction, random_state, label_column=label_column)
         if loader is None:
@@ -353,6 +385,18 @@ def load_dataset(name_or_path, *, data_dir=None, download=True, test_fraction=0.
     if label_column is not None:
         raise ValueError("label_column applies to CSV files only.")
     return loader(path, test_fraction, random_state)
+
+
+def _has_text_header(path: Path) -> bool:
+    """A CSV whose first row names a column "text" (a document per row)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            first = next(csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ","), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return "text" in [c.strip() for c in first]
 
 
 def _local_files(name: str, folder: Path) -> list[dict]:

@@ -1,6 +1,10 @@
-"""The code (bottleneck): deterministic, or Gaussian for a VAE.
+"""The code (bottleneck): deterministic, binary (semantic hashing), or Gaussian for a VAE.
 
     deterministic  h = φ(W f + b + σ_c ε)      (σ_c ε: optional code noise, training only)
+    binary         a = W f + b;  p = σ(a + σ_c ε)  (σ_c ε: code noise, training only)
+                   training, 'noise':             z = p                    (pushed to 0/1 by the noise)
+                   training, 'straight-through':  z = 1[p > ½]  forward,   ∂z/∂a := σ'(a + σ_c ε) backward
+                   inference (both):              h = z = 1[σ(a) > ½] = 1[a > 0] ∈ {0, 1}
     Gaussian       μ = W_μ f + b_μ,  log σ² = W_v f + b_v,  z = μ + σ ⊙ ε,  ε ~ N(0, I)
                    KL(q(z|x) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)     (closed form)
 
@@ -10,7 +14,10 @@ training mode (or when asked, or given the draws ε); in eval mode z = μ.
 
 Code noise (Salakhutdinov & Hinton's semantic hashing): Gaussian noise of a fixed σ_c added
 to a sigmoid code's input while training, which the decoder can only survive by pushing the
-code units toward 0 and 1.
+code units toward 0 and 1. (The paper fixed each training case's noise in advance; here it is
+drawn afresh at every step, which pushes the same way.) The straight-through estimator
+(Bengio, Léonard & Courville 2013) instead trains on the thresholded code itself and passes
+the sigmoid's gradient through the threshold, as if the step were σ.
 """
 
 from __future__ import annotations
@@ -45,6 +52,39 @@ class DeterministicCode(nn.Module):
             a = a + self.noise * torch.randn_like(a)
         h = activate(self.activation, a)
         return CodeOutput(z=h, h=h)
+
+
+BINARY_METHODS = ("noise", "straight-through")
+
+
+class BinaryCode(nn.Module):
+    """Bits: p = σ(W f + b + σ_c ε) in training (noise injection, or thresholded with a
+    straight-through gradient), exactly 0/1 at inference: h = 1[W f + b > 0].
+
+    ``eps`` (shape (k,) or (n, k)) gives the noise draws ε; else they are drawn in training.
+    """
+
+    def __init__(self, in_features: int, size: int, method: str = "noise", noise: float = 0.0):
+        super().__init__()
+        if method not in BINARY_METHODS:
+            raise ValueError(f"binary_code must be one of {BINARY_METHODS}; got {method!r}.")
+        self.linear = nn.Linear(int(in_features), int(size))
+        self.method = method
+        self.noise = float(noise)
+        self.activation = "sigmoid"  # what the code's units are before thresholding
+
+    def forward(self, features: torch.Tensor, sample: bool | None = None, eps=None) -> CodeOutput:
+        a = self.linear(features)                      # (n, k)
+        if not self.training:
+            h = (a > 0).to(a.dtype)                    # σ(a) > ½  ⇔  a > 0: exactly 0/1
+            return CodeOutput(z=h, h=h)
+        if self.noise:
+            a = a + self.noise * (torch.randn_like(a) if eps is None else eps)
+        p = torch.sigmoid(a)
+        if self.method == "straight-through":
+            bits = (p > 0.5).to(p.dtype)
+            p = p + (bits - p).detach()                # forward: bits; backward: ∂p/∂a = σ'(a)
+        return CodeOutput(z=p, h=p)
 
 
 class GaussianCode(nn.Module):

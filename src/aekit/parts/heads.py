@@ -31,6 +31,8 @@ class SupervisedHead(Penalty):
     (task 'regression', y real of shape (n, n_outputs), rows with NaN = unlabelled)."""
 
     name = "supervised"
+    in_objective = True   # the validation loss of a supervised stage is the head's loss
+    batch_statistic = True  # a mean over the (global) batch's labelled rows
 
     def __init__(self, weight: float, code_size: int, n_outputs: int, hidden=(), activation: str = "relu",
                  task: str = "classification", consistency: float = 0.0):
@@ -50,15 +52,19 @@ class SupervisedHead(Penalty):
             return ctx.code.h.new_zeros(())
         out = self.net(ctx.code.h)                                  # (n, n_outputs)
         mask = self.labelled(ctx.y)                                 # (n,)
-        n_labelled = mask.sum()
+        shard = ctx.shard
+        n_labelled = mask.sum() if shard is None else shard.global_sum(mask.sum().float())
         if self.task == "classification":
             per_row = F.cross_entropy(out, ctx.y.clamp_min(0).long(), reduction="none")
         else:
             per_row = (out - torch.nan_to_num(ctx.y)).pow(2).sum(1)
-        term = (per_row * mask).sum() / n_labelled.clamp_min(1)
+        labelled_sum = (per_row * mask).sum()
+        term = (labelled_sum if shard is None else shard.global_sum(labelled_sum)) / n_labelled.clamp_min(1)
         if self.consistency and self.task == "classification" and ctx.x_in is not ctx.x and self.training:
             with torch.no_grad():
                 clean = torch.softmax(self.net(ctx.model.encode_point(ctx.x)), 1)
             # per weight λ: μ/λ so that the total is λ·CE + μ·consistency
-            term = term + (self.consistency / max(self.weight, 1e-12)) * (torch.softmax(out, 1) - clean).pow(2).sum(1).mean()
-        return term
+            gap = (torch.softmax(out, 1) - clean).pow(2).sum(1)
+            gap = gap.mean() if shard is None else shard.global_sum(gap.sum()) / shard.n_global
+            term = term + (self.consistency / max(self.weight, 1e-12)) * gap
+        return term if shard is None else shard.share(term)

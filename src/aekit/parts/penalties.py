@@ -33,6 +33,39 @@ from .codes import CodeOutput, gaussian_kl
 
 
 @dataclass
+class Shard:
+    """This process's part of a global batch in data-parallel training (torch.distributed).
+
+    Each of ``world`` ranks holds ``n_local`` of the batch's ``n_global`` rows. A rank's loss
+    is its *share* of the global loss: summed over ranks, the shares' values are the global
+    loss and their gradients the global gradient (the loop sums the ranks' gradients):
+
+        per-example term v:  share = Σ_{i ∈ rank} v_i / n_global
+        parameter-only term: share = Ω / world              (the same Ω on every rank)
+        batch statistic s:   :meth:`global_sum` gives its global value with this rank's
+                             partial derivative, :meth:`share` then splits the value.
+    """
+
+    rank: int
+    world: int
+    n_global: int
+
+    def global_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Σ over ranks of t: the global value, differentiable in this rank's t only
+        (its gradient is this rank's partial derivative; the loop sums the ranks')."""
+        import torch.distributed as dist
+
+        total = t.detach().clone()
+        dist.all_reduce(total)
+        return t + (total - t.detach())
+
+    def share(self, value: torch.Tensor) -> torch.Tensor:
+        """value / world with value's gradient kept whole: for a term whose value is global
+        and whose gradient is this rank's partial derivative (from :meth:`global_sum`)."""
+        return value - value.detach() * (1.0 - 1.0 / self.world)
+
+
+@dataclass
 class Context:
     """What a penalty may look at for one mini-batch."""
 
@@ -41,11 +74,16 @@ class Context:
     code: CodeOutput
     model: nn.Module
     y: torch.Tensor | None = None   # the batch's targets, when the loop was given any
+    shard: Shard | None = None      # data-parallel training: this rank's part of the batch
 
 
 class Penalty(nn.Module):
     name = "penalty"
     in_objective = False   # part of the per-example objective (−ELBO), not only a regulariser
+    # A scalar (batch-level) term that depends on the batch's rows must, given ctx.shard,
+    # return its share of the global term itself (see :class:`Shard`): batch_statistic = True.
+    # Other scalar terms depend on the parameters alone; the model divides them among ranks.
+    batch_statistic = False
 
     def __init__(self, weight: float):
         super().__init__()
@@ -67,14 +105,19 @@ class L1Code(Penalty):
         return ctx.code.h.abs().sum(1)
 
 
-def kl_sparsity(h: torch.Tensor, rho: float, eps: float = 1e-6) -> torch.Tensor:
-    """Σ_j KL(ρ ‖ ρ̂_j) with ρ̂_j the batch mean of h_j (h must lie in (0, 1))."""
-    rho_hat = h.mean(0).clamp(eps, 1 - eps)
+def kl_sparsity(h: torch.Tensor, rho: float, eps: float = 1e-6, shard: Shard | None = None) -> torch.Tensor:
+    """Σ_j KL(ρ ‖ ρ̂_j) with ρ̂_j the batch mean of h_j (h must lie in (0, 1)).
+
+    With a ``shard`` the batch is the global one: ρ̂_j = Σ_ranks Σ_i h_ij / n_global (an
+    all-reduce), so the term is the single-process value whatever the number of ranks."""
+    rho_hat = h.mean(0) if shard is None else shard.global_sum(h.sum(0)) / shard.n_global
+    rho_hat = rho_hat.clamp(eps, 1 - eps)
     return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
 
 
 class KLSparsity(Penalty):
     name = "kl_sparsity"
+    batch_statistic = True  # ρ̂ is the mean over the whole (global) batch
 
     def __init__(self, weight: float, rho: float):
         super().__init__(weight)
@@ -83,7 +126,9 @@ class KLSparsity(Penalty):
         self.rho = float(rho)
 
     def forward(self, ctx):
-        return kl_sparsity(ctx.code.h, self.rho)
+        if ctx.shard is None:
+            return kl_sparsity(ctx.code.h, self.rho)
+        return ctx.shard.share(kl_sparsity(ctx.code.h, self.rho, shard=ctx.shard))
 
 
 class PriorKL(Penalty):

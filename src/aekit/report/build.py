@@ -50,6 +50,15 @@ def _finite(v):
     return v if math.isfinite(v) else None
 
 
+def _reconstruction(est, X) -> np.ndarray:
+    """x̂ in the units of x: the reconstruction, times the row's total N for a multinomial
+    model (whose x̂ is a distribution over the features): the expected counts N·softmax(a)."""
+    R = est.reconstruct(X)
+    if getattr(est, "loss_", None) == "multinomial":
+        R = R * np.asarray(X, dtype=np.float32).reshape(len(X), -1).sum(1, keepdims=True)
+    return R
+
+
 # -- metrics ------------------------------------------------------------------------------
 def evaluate(est, dataset) -> dict:
     """Reconstruction metrics of a fitted estimator on ``dataset`` (JSON-ready floats).
@@ -63,9 +72,9 @@ def evaluate(est, dataset) -> dict:
     out: dict = {}
     X_tr, X_te = dataset.X_train, dataset.X_test
     has_test = X_te.shape[0] > 0
-    out["train_squared_error_per_example"] = _finite(squared_error_per_example(X_tr, est.reconstruct(X_tr)))
+    out["train_squared_error_per_example"] = _finite(squared_error_per_example(X_tr, _reconstruction(est, X_tr)))
     if has_test:
-        out["test_squared_error_per_example"] = _finite(squared_error_per_example(X_te, est.reconstruct(X_te)))
+        out["test_squared_error_per_example"] = _finite(squared_error_per_example(X_te, _reconstruction(est, X_te)))
         mean = X_tr.astype(np.float64).mean(axis=0)
         out["baseline_test_squared_error_per_example"] = _finite(squared_error_per_example(X_te, np.broadcast_to(mean, X_te.shape)))
         try:
@@ -105,6 +114,13 @@ def evaluate(est, dataset) -> dict:
             truth = np.asarray(y_a) != 0
             out["anomaly_roc_auc"] = _finite(roc_auc_score(truth, -scores))
             out["anomaly_average_precision"] = _finite(average_precision_score(truth, -scores))
+    if "hash-retrieval" in wanted and has_test and dataset.y_test is not None and dataset.y_train is not None:
+        from ..apps.retrieval import evaluate_hashing
+
+        k = min(100, X_tr.shape[0])
+        r = evaluate_hashing(est.transform(X_te), est.train_codes(), dataset.y_test, dataset.y_train, k=(k,))
+        out[f"test_precision_at_{k}"] = _finite(r["precision_at"][k])  # test rows query the training rows
+        out["test_mean_average_precision"] = _finite(r["map"])
     if "code-activation" in wanted:
         out["code_mean_activation"] = _finite(np.mean(est.transform(X_ev)))
     return out
@@ -335,6 +351,65 @@ def _manifold(v: _View):
         figures.image_grid_figure(v.est.inverse_transform(z), v.shape, "Latent grid", ncols=12, value_range=v.vr))
 
 
+TANGENT_POINTS = 6  # points whose tangents the report shows
+TANGENT_NEIGHBOURS = 10  # local PCA's neighbourhood in the report
+
+
+def _tangents(v: _View):
+    from ..apps.tangents import local_pca_tangents, tangents
+
+    X_train = v.dataset.X_train
+    k = min(3, v.k, TANGENT_NEIGHBOURS - 1, X_train.shape[0] - 1)
+    if k < 1:
+        return None
+    pts = v.X[:TANGENT_POINTS]
+    T_enc, _ = tangents(v.est, pts, k)
+    T_pca, _ = local_pca_tangents(X_train, pts, k, min(TANGENT_NEIGHBOURS, X_train.shape[0]))
+    return Section(
+        "tangents", "Tangents of the data manifold",
+        f"For {pts.shape[0]} {v.which} examples (left): the encoder's tangents, the top {k} right singular vectors of "
+        f"the Jacobian ∂h/∂x (the input directions the code is most sensitive to; a contractive penalty keeps "
+        f"only the directions the data move along), then local PCA's, the top {k} principal directions of the "
+        f"{min(TANGENT_NEIGHBOURS, X_train.shape[0])} nearest training rows. Each tangent is scaled on its own"
+        + ("; red positive, blue negative." if v.shape and v.shape[0] == 1 else "."),
+        figures.tangents_figure(pts, {"encoder": T_enc, "local PCA": T_pca}, v.shape, value_range=v.vr,
+                                title="Encoder tangents vs local PCA"))
+
+
+def _restorations(v: _View):
+    """Damaged / restored / original triplets for a model trained to undo a corruption."""
+    noise = getattr(v.est, "noise", None)
+    if noise is None or v.shape is None:
+        return None
+    import torch
+
+    from ..apps import restore
+
+    X = np.ascontiguousarray(v.show, dtype=np.float32)
+    damaged, known = v.est.model_.corruption.damage(torch.from_numpy(X), generator=torch.Generator().manual_seed(v.seed))
+    damaged = damaged.numpy()
+    if noise in ("blocks", "center-block"):
+        restored, how = restore.inpaint(v.est, damaged, ~known.numpy()), "restore.inpaint (the missing pixels known)"
+    elif noise == "grayscale":
+        restored, how = restore.colorize(v.est, damaged), "restore.colorize"
+    else:
+        restored, how = restore.denoise(v.est, damaged), f"restore.{'remove_watermark' if noise == 'watermark' else 'denoise'}"
+    lo, hi = v.vr
+    scores = [restore.image_quality(X, np.clip(A, lo, hi), image_shape=v.shape, data_range=hi - lo)
+              for A in (damaged, restored)]
+    labels = [f"{p:.1f} dB, {q:.2f}" for sc in scores for p, q in zip(sc["psnr"], sc["ssim"])] + ["original"] * len(X)
+    n = len(X)
+    return Section(
+        "restorations", "Restorations",
+        f"{n} {v.which} examples damaged by the training corruption ({noise}, level {v.est.noise_level:g}; top row), "
+        f"restored by {how} (middle row), and the originals (bottom row). Each tile: PSNR and SSIM against the "
+        f"original (skimage.metrics). Mean PSNR {np.mean(scores[0]['psnr']):.2f} dB damaged, "
+        f"{np.mean(scores[1]['psnr']):.2f} dB restored; mean SSIM {np.mean(scores[0]['ssim']):.3f} damaged, "
+        f"{np.mean(scores[1]['ssim']):.3f} restored.",
+        figures.image_grid_figure(np.concatenate([np.clip(damaged, lo, hi), np.clip(restored, lo, hi), X]), v.shape,
+                                  "Damaged, restored, original", ncols=n, value_range=v.vr, labels=labels))
+
+
 # name -> builder(view) -> Section or None (None: nothing to show for this fit)
 def _anomaly_view(v: _View):
     """Scores, known-anomaly labels (True = anomaly; None without labels) and the threshold."""
@@ -386,13 +461,124 @@ def _anomaly_curves(v: _View):
         figures.roc_pr_figure(labels, -scores))
 
 
+PR_QUERIES = 2000  # most query rows of a hashing report's precision–recall curves
+
+
+def _baseline_input(est, X_train, X):
+    """What the classical hashing baselines read: TF-IDF of word counts (their published
+    protocol), the rows themselves otherwise."""
+    if getattr(est, "loss_", None) != "multinomial":
+        return X_train, X
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    tfidf = TfidfTransformer().fit(X_train)
+    return (tfidf.transform(X_train).toarray().astype(np.float32), tfidf.transform(X).toarray().astype(np.float32))
+
+
+def hash_pr_curves(est, dataset, rows, *, seed: int = 0) -> tuple[dict, list]:
+    """Precision–recall by Hamming radius, test ``rows`` querying the training rows, for the
+    hasher and the classical baselines at its code length: ({name: (recall, precision)},
+    names of the baselines that do not apply)."""
+    from ..apps import hash_baselines
+    from ..apps.retrieval import precision_recall_by_radius
+
+    n_bits = int(est.n_bits)
+    X, y = dataset.X_test[rows], dataset.y_test[rows]
+    curves = {}
+
+    def add(name, db_bits, q_bits):
+        pr = precision_recall_by_radius(q_bits, db_bits, y, dataset.y_train)
+        ok = np.isfinite(pr["precision"])
+        curves[name] = (np.asarray(pr["recall"])[ok], np.asarray(pr["precision"])[ok])
+
+    add(f"aekit SemanticHasher ({n_bits} bits)", est.train_codes(), est.transform(X))
+    B_tr, B_q = _baseline_input(est, dataset.X_train, X)
+    skipped = []
+    for name, cls in (("LSH (random hyperplanes)", hash_baselines.RandomHyperplaneLSH), ("PCA + sign", hash_baselines.PCASign),
+                      ("ITQ", hash_baselines.ITQ), ("spectral hashing", hash_baselines.SpectralHashing)):
+        kwargs = {"random_state": seed} if "random_state" in cls().get_params() else {}
+        try:
+            h = cls(n_bits=n_bits, **kwargs).fit(B_tr)
+        except ValueError:  # more bits than the data have principal directions
+            skipped.append(name)
+            continue
+        add(name, h.transform(B_tr), h.transform(B_q))
+    return curves, skipped
+
+
+def _hash_precision_recall(v: _View):
+    """Precision–recall over Hamming radii for the hasher and the baselines, same queries."""
+    ds = v.dataset
+    if v.y is None or ds.y_train is None or v.which != "test":
+        return None
+    rng = np.random.default_rng(v.seed)
+    q = np.sort(rng.choice(v.X.shape[0], min(PR_QUERIES, v.X.shape[0]), replace=False))
+    n_bits = int(v.est.n_bits)
+    curves, skipped = hash_pr_curves(v.est, ds, q, seed=v.seed)
+    what = "TF-IDF of the word counts" if getattr(v.est, "loss_", None) == "multinomial" else "the rows"
+    return Section(
+        "hash-precision-recall", "Precision–recall against the hashing baselines",
+        f"{len(q)} test rows query the {ds.X_train.shape[0]} training rows; a training row is relevant when it "
+        f"has the query's label. Each point is the Hamming ball of radius r = 0, 1, …, {n_bits} (precision and "
+        f"recall pooled over the queries). Baselines with {n_bits} bits, fitted on {what}"
+        + (f"; not applicable here: {', '.join(skipped)}" if skipped else "") + ".",
+        figures.precision_recall_figure(curves))
+
+
+QUERY_EXAMPLES = 3  # example queries in a hashing report
+QUERY_NEIGHBOURS = 5
+
+
+def _hash_queries(v: _View):
+    """A few rows of the shown set as queries, with their nearest training rows by Hamming distance."""
+    if v.X.shape[0] == 0:
+        return None
+    rng = np.random.default_rng(v.seed)
+    q = np.sort(rng.choice(v.X.shape[0], min(QUERY_EXAMPLES, v.X.shape[0]), replace=False))
+    k = min(QUERY_NEIGHBOURS, int(v.est.train_codes_.shape[0]))
+    dist, idx = v.est.kneighbors(v.X[q], k)
+    ds = v.dataset
+    names = ds.label_names
+
+    def label(y, i):
+        if y is None:
+            return ""
+        c = int(y[i])
+        return names[c] if names is not None and 0 <= c < len(names) else str(c)
+
+    shown_texts = ds.texts_test if v.which == "test" else ds.texts_train
+    if ds.texts_train is not None and shown_texts is not None:
+        blocks = []
+        for row, qi in enumerate(q):
+            body = [f"{int(d):>3} bits  {label(ds.y_train, int(i)):<26} {ds.texts_train[int(i)][:90]}"
+                    for d, i in zip(dist[row], idx[row])]
+            blocks.append((f"query ({label(v.y, qi) or 'unlabelled'}): {shown_texts[qi][:110]}", body))
+        png = figures.text_listing_figure(blocks)
+    else:
+        tiles, labels = [], []
+        for row, qi in enumerate(q):
+            tiles.append(v.X[qi])
+            labels.append(f"query {label(v.y, qi)}")
+            for d, i in zip(dist[row], idx[row]):
+                tiles.append(ds.X_train[int(i)])
+                labels.append(f"{int(d)} bits {label(ds.y_train, int(i))}")
+        png = figures.image_grid_figure(np.stack(tiles), v.shape, "Queries and their nearest training rows",
+                                        ncols=k + 1, value_range=v.vr, labels=labels)
+    return Section(
+        "hash-queries", "Example queries",
+        f"{len(q)} {v.which} rows, drawn at random, as queries: the {k} training rows whose codes are nearest "
+        "in Hamming distance (bits that differ), with their labels.", png)
+
+
 SECTIONS = {
     "mean": _mean, "components": _components, "spectrum": _spectrum,
     "reconstructions-by-k": _reconstructions_by_k, "reconstructions": _reconstructions,
     "code-map": _code_map, "loadings": _loadings, "noise-variance": _noise_variance, "atoms": _atoms,
     "code-histogram": _code_histogram, "code-activations": _code_activations, "loss-curves": _loss_curves,
     "samples": _samples, "interpolation": _interpolation, "manifold": _manifold,
-    "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion,
+    "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion, "tangents": _tangents,
+    "restorations": _restorations,
+    "hash-queries": _hash_queries, "hash-precision-recall": _hash_precision_recall,
     "anomaly-scores": _anomaly_scores, "anomaly-top": _anomaly_top, "anomaly-curves": _anomaly_curves,
 }
 _LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
@@ -411,7 +597,7 @@ def report_sections(est, dataset, *, n_show: int = 10, seed: int = 0) -> list[Se
 
 def _loss_label(est) -> str:
     loss = getattr(est, "loss_", None)
-    what = {"bce": "cross-entropy", "mse": "squared error"}.get(loss, "loss")
+    what = {"bce": "cross-entropy", "mse": "squared error", "multinomial": "multinomial −log-likelihood"}.get(loss, "loss")
     if not loss:
         return "loss per example"
     if "kl" in est.history_[0]:

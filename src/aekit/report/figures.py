@@ -519,3 +519,70 @@ def roc_pr_figure(labels, anomaly_scores) -> bytes:
     ax2.set_title(f"precision–recall, AP = {average_precision_score(y, a):.4f}", fontsize=10)
     fig.tight_layout()
     return to_png(fig)
+
+
+# -- manifold tangents -------------------------------------------------------------------------
+def tangents_figure(points, tangent_sets: dict, image_shape=None, *, value_range=None,
+                    title: str = "Tangent directions") -> bytes:
+    """One row per point: the point, then each method's k tangent vectors (``tangent_sets``:
+    name -> (n, k, d)), each tangent tile scaled on its own (red positive, blue negative for
+    greyscale). Without ``image_shape`` the vectors are drawn as line plots."""
+    P = _rows(points)
+    sets = {name: np.asarray(T, dtype=np.float32).reshape(P.shape[0], -1, P.shape[1]) for name, T in tangent_sets.items()}
+    labels, rows = ["point"], []  # grey points in [0, 1] show as white → red on the diverging map
+    for name, T in sets.items():
+        labels += [f"{name} {j + 1}" for j in range(T.shape[1])]
+    ncols = len(labels)
+    if image_shape is None:
+        fig = _new_figure(1.7 * ncols + 0.4, 1.2 * P.shape[0] + 0.6)
+        axes = fig.subplots(P.shape[0], ncols, squeeze=False)
+        for i in range(P.shape[0]):
+            vectors = [P[i]] + [v for T in sets.values() for v in T[i]]
+            for j, (ax, v) in enumerate(zip(axes[i], vectors)):
+                ax.plot(v, lw=0.8)
+                ax.tick_params(labelsize=5)
+                if i == 0:
+                    ax.set_title(labels[j], fontsize=7)
+        fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        return to_png(fig)
+    grey = image_shape[0] == 1
+    for i in range(P.shape[0]):
+        rows.append(_display_tile(P[i], image_shape, value_range=value_range))  # on the data's scale
+        for T in sets.values():
+            rows += [_display_tile(v, image_shape, normalize=True) for v in T[i]]
+    return _grid_figure(rows, P.shape[0], ncols, image_shape, normalize=grey, title=title,
+                        tile_labels=labels * P.shape[0])
+
+
+# -- retrieval ---------------------------------------------------------------------------------
+def text_listing_figure(blocks, *, title: str = "") -> bytes:
+    """Lines of text as a figure (monospace): ``blocks`` is a list of (heading, [lines])."""
+    import textwrap
+
+    lines = []
+    for heading, body in blocks:
+        lines += textwrap.wrap(heading, 130) or [""]
+        lines += ["  " + b[:128] for b in body] + [""]
+    fig = _new_figure(11, 0.4 + 0.135 * len(lines))
+    fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=7.5, va="top", ha="left")
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left", y=1.0)
+    return to_png(fig)
+
+
+def precision_recall_figure(curves: dict, *, title: str = "Precision–recall") -> bytes:
+    """One precision–recall curve per method: ``curves`` maps a name to (recall, precision)."""
+    fig = _new_figure(6.4, 4.8)
+    ax = fig.subplots()
+    for name, (recall, precision) in curves.items():
+        ax.plot(recall, precision, marker="o", ms=2.5, lw=1.2, label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
