@@ -23,6 +23,7 @@ from .linear import PCA, FactorAnalysis, SparseCoding  # noqa: E402
 from .supervised import AutoencoderClassifier, AutoencoderRegressor  # noqa: E402
 from .apps import restore  # noqa: E402
 from .apps.hashing import SemanticHasher  # noqa: E402
+from .apps.anomaly import AnomalyDetector  # noqa: E402
 
 __all__ = [
     "Autoencoder",
@@ -35,6 +36,7 @@ __all__ = [
     "AutoencoderClassifier",
     "AutoencoderRegressor",
     "SemanticHasher",
+    "AnomalyDetector",
     "PCA",
     "FactorAnalysis",
     "SparseCoding",

@@ -56,8 +56,10 @@ def _install_init(cls) -> None:
     cls.__doc__ = doc + "\n\n" + _settings.docstring(cls._param_defaults)
 
 
-class AekitEstimator(TransformerMixin, BaseEstimator):
-    """Base class: fit / transform / inverse_transform / score_samples, plus save/load."""
+class AekitBase(BaseEstimator):
+    """What every aekit estimator shares: parameters from the settings, validation, save/load.
+    Transformers (the autoencoders, PCA, ...) are :class:`AekitEstimator`; an estimator that
+    is not a transformer (the anomaly detector) builds on this class directly."""
 
     _param_defaults: dict = {}
     report_sections: tuple = ("reconstructions", "code-map", "loss-curves")  # see aekit.report.build.SECTIONS
@@ -65,7 +67,8 @@ class AekitEstimator(TransformerMixin, BaseEstimator):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        ESTIMATORS[cls.__name__] = cls
+        if cls.__name__ != "AekitEstimator":
+            ESTIMATORS[cls.__name__] = cls
         if "_param_defaults" in cls.__dict__:
             _install_init(cls)
 
@@ -94,10 +97,6 @@ class AekitEstimator(TransformerMixin, BaseEstimator):
         return Z
 
     # -- shared API ----------------------------------------------------------------------
-    def reconstruct(self, X) -> np.ndarray:
-        """x̂ = g(f(x)): the reconstruction of each row of X."""
-        return self.inverse_transform(self.transform(X))
-
     def score(self, X, y=None) -> float:
         """Mean of :meth:`score_samples` (higher is better), for GridSearchCV."""
         return float(np.mean(self.score_samples(X)))
@@ -112,6 +111,19 @@ class AekitEstimator(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        return tags
+
+
+class AekitEstimator(TransformerMixin, AekitBase):
+    """Base class of the transformers: fit / transform / inverse_transform / score_samples,
+    plus save/load."""
+
+    def reconstruct(self, X) -> np.ndarray:
+        """x̂ = g(f(x)): the reconstruction of each row of X."""
+        return self.inverse_transform(self.transform(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

@@ -8,6 +8,7 @@
     aekit datasets
     aekit fit --data 20newsgroups --model hash --bits 32 --out runs/news
     aekit search --model runs/news --query "the shuttle launch was delayed" --k 10
+    aekit anomalies --data table.csv --out runs/anomalies --contamination 0.05 --labels label
 
 The CLI holds no maths: it parses options, calls :mod:`aekit.data`, the estimators and
 :mod:`aekit.report`, and writes every file atomically; a run folder is replaced whole or not
@@ -270,6 +271,32 @@ def build_parser() -> argparse.ArgumentParser:
                            "rows are queries (runs on other data)")
     se.add_argument("--k", type=int, default=10, metavar="K", help="how many documents to list per query (default: 10)")
 
+    an = sub.add_parser(
+        "anomalies", formatter_class=_Formatter, help="score every row of a data set for anomaly; flag and explain",
+        description="Fit aekit.AnomalyDetector on every row of the data and write DIR/scores.csv (row, score, "
+                    "decision, flagged, and the label when --labels is given), DIR/flagged.csv (the flagged rows, "
+                    "most anomalous first, their row number first), DIR/model.safetensors, DIR/metrics.json and "
+                    "DIR/report.html (score histogram with the threshold, the top anomalies and which features "
+                    "make their error, ROC and precision-recall curves when labels are given).",
+        epilog="Scores: higher = more normal (scikit-learn's convention); a row is flagged when its score is "
+               "below the threshold set by --contamination.")
+    an.add_argument("--data", required=True, metavar="NAME_OR_PATH",
+                    help="a .csv/.tsv/.npy/.npz file, a folder of images, or a data set name (all of its rows, "
+                         "training and test, are scored)")
+    an.add_argument("--out", required=True, metavar="DIR", help="output folder (as for 'aekit fit')")
+    an.add_argument("--contamination", default="auto", type=_contamination, metavar="F",
+                    help="expected fraction of anomalies, in (0, 0.5], or 'auto' (Tukey's fence on the "
+                         "reconstruction errors) (default: auto)")
+    an.add_argument("--labels", default=None, metavar="COLUMN",
+                    help="for a CSV/TSV file: the column (name or index) of known labels, non-zero = anomaly; it is "
+                         "not a feature, and gives ROC and precision-recall curves")
+    an.add_argument("--data-dir", default=None, metavar="DIR",
+                    help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+    an.add_argument("--seed", type=int, default=0, help="random seed of the model (default: 0)")
+    an.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="CPU threads for torch (default: torch's choice)")
+    an.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+
     ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
                         description="List the named data sets, their sizes and the folder where each is cached.")
     ds.add_argument("--data-dir", default=None, metavar="DIR",
@@ -278,6 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- helpers ------------------------------------------------------------------------------
+def _contamination(text: str):
+    """--contamination: 'auto' or a number (its range is checked by the detector's setting)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number in (0, 0.5]; got {text!r}") from None
+
+
 def _estimator_class(model: str):
     import importlib
 
@@ -375,7 +412,7 @@ def _text(value) -> str:
 # sees the previous complete run or the new complete run, never a mix, and a failure or a
 # kill leaves the previous run in place. Temporaries are named .<name>.tmp-<pid>-<random>;
 # the previous run is moved aside as .<name>.old-<pid>-<random> while the new one moves in.
-RUN_FILES = ("model.safetensors", "metrics.json", "report.html", "search.json")
+RUN_FILES = ("model.safetensors", "metrics.json", "report.html", "search.json", "scores.csv", "flagged.csv")
 _RUN_MARKERS = ("model.safetensors", "metrics.json")
 
 
@@ -1037,6 +1074,87 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_anomalies(args) -> int:
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _check_threads(args.threads)
+        _set_threads(args.threads)
+        return _anomalies(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _anomalies(args) -> int:
+    t_start = time.perf_counter()
+    out = _out_path(args.out)
+    _check_out(out, args.out)
+
+    from . import io as aekit_io
+    from . import report
+    from .apps.anomaly import AnomalyDetector, anomaly_labels, threshold_rows
+    from .data import Dataset, load_dataset
+
+    ds = load_dataset(args.data, data_dir=args.data_dir, test_fraction=0.0, label_column=args.labels)
+    name, source = _text(ds.name), _text(ds.source)
+    X = np.concatenate([ds.X_train, ds.X_test]) if ds.X_test.shape[0] else ds.X_train
+    labels = None
+    if args.labels is not None:
+        labels = anomaly_labels(ds.y_train if not ds.X_test.shape[0] else np.concatenate([ds.y_train, ds.y_test]))
+    det = AnomalyDetector(contamination=args.contamination, random_state=args.seed, verbose=not args.quiet)
+    t_fit = time.perf_counter()
+    det.fit(X)
+    fit_seconds = time.perf_counter() - t_fit
+    scores = det.score_samples(X)
+    decision = scores - det.offset_
+    flagged = threshold_rows(scores, det.offset_)
+    # the report shows every row, with the anomaly labels (True = anomaly) when there are any
+    view = Dataset(name=name, X_train=X, X_test=X[:0], y_train=None if labels is None else labels.astype(np.int64),
+                   y_test=None, image_shape=ds.image_shape, value_range=ds.value_range, label_names=None, source=source)
+    metrics = {"estimator": "AnomalyDetector", "data": name, "data_source": source, "n_rows": int(X.shape[0]),
+               "n_features": int(X.shape[1]), "contamination": args.contamination,
+               "architecture": det.architecture_, "n_components": det.n_components_, "fit_seconds": fit_seconds,
+               "epochs_run": det.n_iter_}
+    metrics.update(report.evaluate(det, view))
+    settings = {"data": _text(args.data), "seed": args.seed, "threads": torch_threads(),
+                **{k: v for k, v in det.get_params(deep=False).items() if k not in ("verbose", "checkpoint_path")}}
+    table = [np.arange(X.shape[0]), scores, decision, (decision < 0).astype(np.int64)]
+    header = "row,score,decision,flagged"
+    if labels is not None:
+        table.append(labels.astype(np.int64))
+        header += ",label"
+    with run_folder(out, args.out) as run_dir:
+        from ._files import atomic_write
+
+        atomic_write(run_dir / "scores.csv", lambda tmp: np.savetxt(
+            tmp, np.column_stack(table), delimiter=",", fmt=["%d", "%.9g", "%.9g", "%d"] + (["%d"] if labels is not None else []),
+            header=header, comments=""))
+        atomic_write(run_dir / "flagged.csv", lambda tmp: np.savetxt(
+            tmp, np.column_stack([flagged, X[flagged]]), delimiter=",",
+            fmt=["%d"] + ["%.9g"] * X.shape[1], header="row," + ",".join(f"x{j}" for j in range(X.shape[1])),
+            comments=""))
+        aekit_io.save(det, run_dir / "model.safetensors")
+        report.build_report(det, view, metrics, run_dir / "report.html", settings=settings, seed=args.seed,
+                            title=f"aekit anomalies: {name}")
+        metrics.update(total_seconds=time.perf_counter() - t_start, history=det.history_, settings=settings,
+                       versions={"aekit": __version__, "numpy": np.__version__, "python": sys.version.split()[0]})
+        aekit_io.atomic_write_text(run_dir / "metrics.json",
+                                   json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    if not args.quiet:
+        extra = (f"; ROC-AUC {metrics['anomaly_roc_auc']:.4f} against the labels"
+                 if metrics.get("anomaly_roc_auc") is not None else "")
+        print(f"aekit: AnomalyDetector on {name} in {fit_seconds:.1f}s: {len(flagged)} of {X.shape[0]} rows "
+              f"flagged{extra}; wrote {_text(Path(args.out) / 'scores.csv')}, flagged.csv, report.html")
+    return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def cmd_datasets(args) -> int:
     from .data import available_datasets, data_home
 
@@ -1080,7 +1198,7 @@ def main(argv=None) -> int:
         return 2
     handler = {"fit": cmd_fit, "encode": cmd_apply, "reconstruct": cmd_apply, "export": cmd_export,
                "tangents": cmd_tangents, "restore": cmd_restore, "search": cmd_search,
-               "datasets": cmd_datasets}[args.verb]
+               "datasets": cmd_datasets, "anomalies": cmd_anomalies}[args.verb]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -191,10 +191,11 @@ class _NeuralEstimator(AekitEstimator):
         """x̂ = g(f(x)) in one pass."""
         return self._map(self.model_.reconstruct, self._rows(X), what="reconstruct")
 
-    def reconstruction_error(self, X) -> np.ndarray:
-        """L(x, g(f(x))) per row: squared error or cross-entropy, summed over features (float64)."""
+    def reconstruction_error(self, X, *, per_feature: bool = False) -> np.ndarray:
+        """L(x, g(f(x))) per row: squared error or cross-entropy, summed over features (float64).
+        ``per_feature=True``: the (n, d) terms of that sum, one per input feature (pixel)."""
         model = self._scoring_model()
-        return self._map(lambda x: model.terms(x.double(), penalties="none")["recon"],
+        return self._map(lambda x: model.terms(x.double(), penalties="none", per_feature=per_feature)["recon"],
                          self._scored_rows(X), what="reconstruction_error", dtype=np.float64)
 
     def _scoring_model(self):

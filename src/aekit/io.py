@@ -37,9 +37,10 @@ from . import estimators as _neural  # noqa: F401  (registers the classes for lo
 from . import linear as _linear  # noqa: F401
 from . import supervised as _supervised  # noqa: F401
 from .apps import hashing as _hashing  # noqa: F401
+from .apps import anomaly as _anomaly  # noqa: F401
 from ._files import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 from ._files import digest
-from .base import ESTIMATORS, AekitEstimator
+from .base import ESTIMATORS, AekitBase
 
 FORMAT_VERSION = 2
 HEADER_KEY = "aekit"
@@ -76,7 +77,7 @@ def save(estimator, path) -> Path:
     """Save a fitted aekit estimator to ``path`` (a ``.safetensors`` file)."""
     from . import __version__
 
-    if not isinstance(estimator, AekitEstimator):
+    if not isinstance(estimator, AekitBase):
         raise ValueError(f"aekit.save takes an aekit estimator; got {type(estimator).__name__}.")
     from sklearn.utils.validation import check_is_fitted
 
@@ -200,7 +201,12 @@ def _check_state(estimator, arrays: dict, meta: dict) -> None:
 
 def _check_usable(estimator) -> None:
     """It encodes a row of zeros and decodes that code, to finite numbers: its learned
-    attributes fit together (n_features_in_ an integer, the arrays the sizes it says)."""
+    attributes fit together (n_features_in_ an integer, the arrays the sizes it says).
+    An estimator that is not a transformer (an outlier detector) scores that row instead."""
+    if not hasattr(estimator, "transform"):
+        if not np.isfinite(estimator.score_samples(np.zeros((1, estimator.n_features_in_), np.float32))).all():
+            raise ValueError("it scores a row of zeros as NaN or infinity")
+        return
     code = estimator.transform(np.zeros((1, estimator.n_features_in_), np.float32))
     again = estimator.inverse_transform(code)
     if not (np.isfinite(code).all() and np.isfinite(again).all()):

@@ -88,9 +88,10 @@ class AutoencoderModel(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_point(x))
 
-    def recon(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """L(x, g(z)) per example: the reconstruction term at a given code z."""
-        return self.loss(self.decoder(z), x)
+    def recon(self, z: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
+        """L(x, g(z)) per example: the reconstruction term at a given code z (``per_feature``:
+        its (n, d) per-input-dimension terms, whose row sums are L)."""
+        return self.loss(self.decoder(z), x, per_feature)
 
     def encoder_layers(self):
         """(linears, activations) of f when it is an MLP with a deterministic code, else None."""
@@ -140,7 +141,7 @@ class AutoencoderModel(nn.Module):
     # -- the objective: one path ---------------------------------------------------------
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, *, penalties: str = "all",
               sample: bool | None = None, eps=None, weighted_only: bool = False,
-              shard: Shard | None = None) -> dict:
+              shard: Shard | None = None, per_feature: bool = False) -> dict:
         """The unweighted terms of a batch: {'recon': (n,), penalty name: (n,) or ()}.
 
         recon = L(x, g(code(f(C(x))))) per example (C is the identity in eval mode).
@@ -149,11 +150,13 @@ class AutoencoderModel(nn.Module):
         ``weighted_only`` leaves out the terms whose weight is 0 (the loss and the objective
         need not compute them: a supervised stage never runs the decoder).
         ``shard`` (data-parallel training) tells batch-level penalties the global batch.
+        ``per_feature``: 'recon' is the (n, d) array of L's per-input-dimension terms (row
+        sums: the usual recon), for explanations of a score.
         """
         w = self.weights() if weighted_only else None
         x_in = self.corruption(x)
         code = self.encode(x_in, sample=sample, eps=eps)
-        out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x)}
+        out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x, per_feature)}
         if penalties != "none":
             ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard)
             for penalty in self.penalties:

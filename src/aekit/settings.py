@@ -74,7 +74,8 @@ class Setting:
             return f"a sequence of {each}" + (f" (at least {self.min_len})" if self.min_len else "") + none
         if self.kind in ("int", "float"):
             what = {"int": "an integer", "float": "a finite number"}[self.kind]
-            return what + (f" {self._range_text()}" if self._range_text() else "") + none
+            named = "".join(f" or {c!r}" for c in self.choices)
+            return what + (f" {self._range_text()}" if self._range_text() else "") + named + none
         return {"bool": "True or False", "str": "a string" + none, "seed": "None, an int or a numpy RandomState",
                 "device": "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"}[self.kind]
 
@@ -95,6 +96,8 @@ class Setting:
         if value is None and (self.optional or self.kind == "seed" or (self.kind == "choice" and None in self.choices)):
             return None
         k = self.kind
+        if k != "choice" and self.choices and isinstance(value, str) and value in self.choices:
+            return value  # a named value besides the kind's own (e.g. contamination='auto')
         if k == "bool":
             if isinstance(value, (bool, np.bool_)):
                 return bool(value)
@@ -272,6 +275,19 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("classes",), optional=True, cli=False),
     Setting("labelled_per_batch", "int", 0, "labelled rows drawn (with replacement) into every mini-batch when "
             "targets have unlabelled rows (-1); 0: batches are drawn from all rows alike", ("semi",), low=0),
+    # -- anomaly detection ---------------------------------------------------------------
+    Setting("contamination", "float", "auto", "expected fraction of outliers in the training data: the threshold "
+            "offset_ is that quantile of the training scores; 'auto': Tukey's fence on the training reconstruction "
+            "errors (Q3 + 1.5·IQR)", ("anomaly",), low=0, high=0.5, low_open=True, choices=("auto",)),
+    Setting("architecture", "choice", "auto", "the detector's autoencoder: 'mlp', 'conv' (conv_channels) or 'auto' "
+            "(conv when X holds images: 3-D/4-D arrays or an image_shape)", ("anomaly",),
+            choices=("auto", "mlp", "conv")),
+    Setting("scaling", "choice", "auto", "input scaling fitted on the training data: 'robust' (per feature: median "
+            "and IQR, insensitive to the outliers among the rows), 'global' (one median and IQR for all features), "
+            "'standard' (per feature: mean and std), None, or 'auto' ('global' for images and for data that all lie "
+            "in [0, 1], 'robust' otherwise)", ("anomaly",), choices=("auto", "robust", "global", "standard", None)),
+    Setting("n_estimators", "int", 1, "autoencoders in the ensemble, each trained on its own random half of the "
+            "rows (scores averaged)", ("anomaly",), low=1),
     # -- linear models -------------------------------------------------------------------
     Setting("whiten", "bool", False, "scale PCA scores to unit variance", ("pca",)),
     Setting("svd_solver", "choice", "auto", "PCA solver: 'auto', 'covariance', 'snapshot' (n << d) or 'randomized'",

@@ -22,19 +22,25 @@ import torch
 import torch.nn.functional as F
 
 
-def squared_error(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Σ_i (x_i − x̂_i)² for each example; ``output`` is x̂."""
-    return (output - x).pow(2).flatten(1).sum(1)
+def squared_error(output: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
+    """Σ_i (x_i − x̂_i)² for each example; ``output`` is x̂. ``per_feature``: the terms
+    (x_i − x̂_i)² themselves, shape (n, d), unsummed."""
+    terms = (output - x).pow(2).flatten(1)
+    return terms if per_feature else terms.sum(1)
 
 
-def bernoulli_cross_entropy(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """−Σ_i [x log σ(a) + (1−x) log(1−σ(a))] for each example; ``logits`` is a."""
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+def bernoulli_cross_entropy(logits: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
+    """−Σ_i [x log σ(a) + (1−x) log(1−σ(a))] for each example; ``logits`` is a.
+    ``per_feature``: the terms of the sum, shape (n, d)."""
+    terms = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1)
+    return terms if per_feature else terms.sum(1)
 
 
-def multinomial(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """−Σ_w x_w log softmax(a)_w for each example (rows of counts x); ``logits`` is a."""
-    return -(x * torch.log_softmax(logits.flatten(1), dim=1)).sum(1)
+def multinomial(logits: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
+    """−Σ_w x_w log softmax(a)_w for each example (rows of counts x); ``logits`` is a.
+    ``per_feature``: the terms −x_w log softmax(a)_w, shape (n, d)."""
+    terms = -(x.flatten(1) * torch.log_softmax(logits.flatten(1), dim=1))
+    return terms if per_feature else terms.sum(1)
 
 
 LOSSES = ("mse", "bce", "multinomial")
@@ -64,12 +70,14 @@ class ReconstructionLoss:
             raise ValueError(f"loss must be 'mse', 'bce', 'multinomial' or 'auto'; got {name!r}.")
         self.name = name
 
-    def __call__(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, output: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
+        """L per example, shape (n,); with ``per_feature`` its per-input-dimension terms,
+        shape (n, d), whose row sums are L (an anomaly's per-feature contributions)."""
         if self.name == "mse":
-            return squared_error(output, x)
+            return squared_error(output, x, per_feature)
         if self.name == "bce":
-            return bernoulli_cross_entropy(output, x)
-        return multinomial(output, x)
+            return bernoulli_cross_entropy(output, x, per_feature)
+        return multinomial(output, x, per_feature)
 
     def to_data(self, output: torch.Tensor) -> torch.Tensor:
         """x̂ in data space: the output itself (mse), σ(logits) (bce) or softmax(logits), the

@@ -102,6 +102,18 @@ def evaluate(est, dataset) -> dict:
         pred = est.predict(X_te)
         out["test_accuracy"] = _finite(np.mean(pred == dataset.y_test))
         out["confusion_matrix"] = confusion_matrix(dataset.y_test, pred, labels=est.classes_).tolist()
+    if "anomaly" in wanted:
+        X_a, y_a, _ = _eval_rows(dataset)
+        scores = est.score_samples(X_a)
+        out["anomaly_threshold"] = _finite(est.offset_)
+        out["anomaly_flagged"] = int(np.sum(scores < est.offset_))
+        out["anomaly_flagged_fraction"] = _finite(np.mean(scores < est.offset_))
+        if y_a is not None and 0 < np.mean(np.asarray(y_a) != 0) < 1:
+            from sklearn.metrics import average_precision_score, roc_auc_score
+
+            truth = np.asarray(y_a) != 0
+            out["anomaly_roc_auc"] = _finite(roc_auc_score(truth, -scores))
+            out["anomaly_average_precision"] = _finite(average_precision_score(truth, -scores))
     if "hash-retrieval" in wanted and has_test and dataset.y_test is not None and dataset.y_train is not None:
         from ..apps.retrieval import evaluate_hashing
 
@@ -399,6 +411,56 @@ def _restorations(v: _View):
 
 
 # name -> builder(view) -> Section or None (None: nothing to show for this fit)
+def _anomaly_view(v: _View):
+    """Scores, known-anomaly labels (True = anomaly; None without labels) and the threshold."""
+    if not hasattr(v, "_anomaly"):
+        scores = v.est.score_samples(v.X)
+        labels = None if v.y is None else np.asarray(v.y) != 0
+        v._anomaly = (scores, labels, float(v.est.offset_))
+    return v._anomaly
+
+
+def _anomaly_scores(v: _View):
+    scores, labels, threshold = _anomaly_view(v)
+    flagged = int(np.sum(scores < threshold))
+    return Section(
+        "anomaly-scores", "Anomaly scores",
+        f"Scores of the {scores.size} {v.which} rows (−reconstruction error of the scaled row; higher = more normal) "
+        f"and the threshold offset_ = {threshold:.4g} (dashed): {flagged} rows ({flagged / max(1, scores.size):.1%}) "
+        "fall below it and are flagged" + ("; rows labelled anomalous in red." if labels is not None else "."),
+        figures.score_histogram_figure(scores, threshold, labels))
+
+
+def _anomaly_top(v: _View):
+    scores, _, _ = _anomaly_view(v)
+    top = np.argsort(scores, kind="stable")[: min(v.n_show, scores.size)]
+    C = v.est.feature_contributions(v.X[top])
+    if v.shape is not None:
+        lo, hi = v.vr
+        shown = lo + (hi - lo) * C / max(float(C.max()), 1e-300)  # the error map, drawn in the data's range
+        png = figures.reconstructions_figure(v.X[top], {"x̂": v.est.reconstruct(v.X[top]), "error": shown}, v.shape,
+                                             len(top), value_range=v.vr, title="The most anomalous rows")
+        caption = (f"The {len(top)} lowest-scoring {v.which} rows (top), their reconstructions, and each pixel's "
+                   "squared error (its contribution to the score; bright = large).")
+    else:
+        top = top[:5]
+        C = C[:5]
+        png = figures.contribution_bars_figure(v.X[top], C, top.tolist())
+        caption = (f"The {len(top)} lowest-scoring {v.which} rows: each feature's squared reconstruction error "
+                   "(its contribution to the score; the bars of a row sum to its error).")
+    return Section("anomaly-top", "Top anomalies and why", caption, png)
+
+
+def _anomaly_curves(v: _View):
+    scores, labels, _ = _anomaly_view(v)
+    if labels is None or labels.all() or not labels.any():
+        return None
+    return Section(
+        "anomaly-curves", "ROC and precision–recall",
+        f"Against the labels: {int(labels.sum())} of the {labels.size} rows are labelled anomalous (non-zero label).",
+        figures.roc_pr_figure(labels, -scores))
+
+
 PR_QUERIES = 2000  # most query rows of a hashing report's precision–recall curves
 
 
@@ -517,6 +579,7 @@ SECTIONS = {
     "stage-curves": _stage_curves, "filters": _filters, "confusion-matrix": _confusion, "tangents": _tangents,
     "restorations": _restorations,
     "hash-queries": _hash_queries, "hash-precision-recall": _hash_precision_recall,
+    "anomaly-scores": _anomaly_scores, "anomaly-top": _anomaly_top, "anomaly-curves": _anomaly_curves,
 }
 _LOG_KEYS = ("epoch", "loss", "val_loss", "lr", "time", "stage")
 

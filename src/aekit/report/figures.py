@@ -451,6 +451,76 @@ def histogram_figure(values, title: str = "", *, xlabel: str = "value", bins=50)
     return to_png(fig)
 
 
+def score_histogram_figure(scores, threshold: float, labels=None) -> bytes:
+    """Histogram of anomaly scores (higher = more normal) with the threshold as a vertical
+    line; with boolean ``labels`` (True = known anomaly) the two groups are drawn apart."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    fig = _new_figure(7.2, 3.8)
+    ax = fig.subplots()
+    bins = np.histogram_bin_edges(s[np.isfinite(s)], bins=60)
+    if labels is None:
+        ax.hist(s, bins=bins, color="tab:blue", alpha=0.85, label="rows")
+    else:
+        labels = np.asarray(labels, dtype=bool)
+        ax.hist(s[~labels], bins=bins, color="tab:blue", alpha=0.7, label="labelled normal")
+        ax.hist(s[labels], bins=bins, color="tab:red", alpha=0.7, label="labelled anomaly")
+    ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("score (−reconstruction error; higher = more normal)")
+    ax.set_ylabel("rows")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def contribution_bars_figure(rows, contributions, indices, feature_names=None) -> bytes:
+    """For each of a few rows (non-image data): its per-feature contributions to the
+    reconstruction error as bars, one panel per row, titled with the row's index."""
+    C = np.asarray(contributions, dtype=np.float64)
+    n = C.shape[0]
+    fig = _new_figure(8, 1.9 * max(1, n))
+    axes = np.atleast_1d(fig.subplots(max(1, n), 1, squeeze=False)[:, 0])
+    for ax, c, i in zip(axes, C, indices):
+        ax.bar(np.arange(c.size), c, width=0.9, color="tab:red")
+        ax.set_ylabel("error", fontsize=8)
+        ax.set_title(f"row {i}: error {c.sum():.4g}, largest feature {int(np.argmax(c))}", fontsize=9)
+        if feature_names is not None and c.size <= 40:
+            ax.set_xticks(np.arange(c.size), feature_names, rotation=90, fontsize=6)
+    axes[-1].set_xlabel("feature")
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def roc_pr_figure(labels, anomaly_scores) -> bytes:
+    """ROC (left) and precision–recall (right) curves of anomaly scores (higher = more
+    anomalous) against boolean labels (True = anomaly), with ROC-AUC and average precision."""
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    y = np.asarray(labels, dtype=bool)
+    a = np.asarray(anomaly_scores, dtype=np.float64)
+    fpr, tpr, _ = roc_curve(y, a)
+    prec, rec, _ = precision_recall_curve(y, a)
+    fig = _new_figure(9, 4)
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(fpr, tpr, color="tab:blue")
+    ax1.plot([0, 1], [0, 1], color="0.7", linestyle=":")
+    ax1.set_xlabel("false positive rate")
+    ax1.set_ylabel("true positive rate")
+    ax1.set_title(f"ROC, AUC = {roc_auc_score(y, a):.4f}", fontsize=10)
+    ax2.plot(rec, prec, color="tab:red")
+    ax2.axhline(y.mean(), color="0.7", linestyle=":")
+    ax2.set_xlabel("recall")
+    ax2.set_ylabel("precision")
+    ax2.set_title(f"precision–recall, AP = {average_precision_score(y, a):.4f}", fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
 # -- manifold tangents -------------------------------------------------------------------------
 def tangents_figure(points, tangent_sets: dict, image_shape=None, *, value_range=None,
                     title: str = "Tangent directions") -> bytes:
