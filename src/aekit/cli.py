@@ -551,6 +551,30 @@ def _num(value) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _with_threads(run, args) -> int:
+    """run(args) with torch on ``args.threads`` threads (checked first), the count restored after:
+    main() may run in-process (tests, notebooks), so torch is left as it was."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    try:
+        _check_threads(args.threads)
+        _set_threads(args.threads)
+        return run(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _load_model(args):
+    """The estimator saved at ``--model`` (a run folder or a .safetensors file) and its path."""
+    from .io import load
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise UserError(f"model not found: {model_path}")
+    return load(model_path), model_path
+
+
 # -- verbs --------------------------------------------------------------------------------
 def cmd_fit(args) -> int:
     import torch
@@ -751,24 +775,11 @@ def cmd_apply(args) -> int:
     out_suffix = Path(args.output).suffix.lower()
     if out_suffix not in (".npy", ".csv"):
         raise UserError(f"--output {args.output}: unsupported file type {out_suffix or '(none)'!r}; use .npy or .csv.")
-    _check_threads(args.threads)
-    import torch
-
-    threads_before = torch.get_num_threads()
-    try:
-        _set_threads(args.threads)
-        return _apply(args)
-    finally:
-        torch.set_num_threads(threads_before)
+    return _with_threads(_apply, args)
 
 
 def _apply(args) -> int:
-    from .io import load
-
-    model_path = Path(args.model)
-    if not model_path.exists():
-        raise UserError(f"model not found: {model_path}")
-    est = load(model_path)
+    est, _ = _load_model(args)
     X = read_rows(args.input)
     try:
         result = est.transform(X) if args.verb == "encode" else est.reconstruct(X)
@@ -780,12 +791,8 @@ def _apply(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import export_onnx
-    from .io import load
 
-    model_path = Path(args.model)
-    if not model_path.exists():
-        raise UserError(f"model not found: {model_path}")
-    est = load(model_path)
+    est, _ = _load_model(args)
     try:
         paths = export_onnx(est, args.out, exporter=args.exporter)
     except (ImportError, TypeError) as exc:
@@ -798,15 +805,7 @@ TANGENT_FIGURE_ROWS = 10  # points drawn in tangents.png
 
 
 def cmd_tangents(args) -> int:
-    _check_threads(args.threads)
-    import torch
-
-    threads_before = torch.get_num_threads()
-    try:
-        _set_threads(args.threads)
-        return _tangents(args)
-    finally:
-        torch.set_num_threads(threads_before)
+    return _with_threads(_tangents, args)
 
 
 def _run_image_shape(est, model_path: Path):
@@ -826,16 +825,14 @@ def _run_image_shape(est, model_path: Path):
 def _tangents(args) -> int:
     from ._files import atomic_write
     from .apps.tangents import local_pca_tangents, tangents
-    from .io import load
     from .report.figures import tangents_figure
 
-    model_path = Path(args.model)
-    if not model_path.exists():
-        raise UserError(f"model not found: {model_path}")
+    if not Path(args.model).exists():
+        raise UserError(f"model not found: {Path(args.model)}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {_text(args.out)} exists and is not a folder.")
-    est = load(model_path)
+    est, model_path = _load_model(args)
     if not hasattr(est, "model_"):
         raise UserError(f"--model {model_path}: a {type(est).__name__} has no encoder Jacobian; tangents need a neural "
                         "autoencoder (ae, dae, sae, cae, vae, conv, linear).")
@@ -925,25 +922,13 @@ def _read_images(path: Path, channels: int, what: str):
 
 
 def cmd_restore(args) -> int:
-    _check_threads(args.threads)
-    import torch
-
-    threads_before = torch.get_num_threads()
-    try:
-        _set_threads(args.threads)
-        return _restore(args)
-    finally:
-        torch.set_num_threads(threads_before)
+    return _with_threads(_restore, args)
 
 
 def _restore(args) -> int:
     from .apps import restore
-    from .io import load
 
-    model_path = Path(args.model)
-    if not model_path.exists():
-        raise UserError(f"model not found: {model_path}")
-    est = load(model_path)
+    est, model_path = _load_model(args)
     task = args.task or ("inpaint" if args.mask else "denoise")
     if task == "inpaint" and not args.mask:
         raise UserError("--task inpaint needs --mask (the unknown pixels).")
@@ -1075,15 +1060,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_anomalies(args) -> int:
-    import torch
-
-    threads_before = torch.get_num_threads()
-    try:
-        _check_threads(args.threads)
-        _set_threads(args.threads)
-        return _anomalies(args)
-    finally:
-        torch.set_num_threads(threads_before)
+    return _with_threads(_anomalies, args)
 
 
 def _anomalies(args) -> int:
