@@ -262,11 +262,12 @@ def main() -> None:
     p.add_argument("--mnist-queries", type=int, default=2_000)
     p.add_argument("--speed-epochs", type=int, default=3)
     p.add_argument("--speed-queries", type=int, default=200)
+    p.add_argument("--name", default="hashing", help="results/NAME.json (parts are merged into it)")
     args = p.parse_args()
     args.bits = [int(b) for b in args.bits.split(",")]
     torch.set_num_threads(1)
     os.environ.setdefault("AEKIT_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    path = RESULTS / "hashing.json"
+    path = RESULTS / f"{args.name}.json"
     doc = json.loads(path.read_text()) if path.exists() else {"benchmark": "hashing"}
     doc["note"] = ("machine shared with other jobs; one thread; timings indicative, ratios measured inside one run; "
                    "see the docstring of benchmarks/hashing.py for the protocol of each part")
@@ -275,7 +276,7 @@ def main() -> None:
         run = {"text": run_text, "nash": run_nash, "images": run_images, "speed": run_speed}[part]
         info = {"machine": machine_info(), "matmul_peak_gflops": round(matmul_peak(1024, 5) / 1e9, 1)}
         doc[part] = {**run(args), **info, "wall_seconds": round(time.perf_counter() - t0, 1)}
-        write_result("hashing", doc)
+        write_result(args.name, doc)
 
 
 if __name__ == "__main__":
