@@ -132,6 +132,16 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, max_help_position=30)
 
 
+def _threads_option(p) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice)")
+
+
+def _data_dir_option(p) -> None:
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aekit", formatter_class=_Formatter,
@@ -161,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--label-column", default=None, metavar="COLUMN",
                      help="for a CSV/TSV --data file: the column (name or index) holding labels, used to colour "
                           "the code map (default: none, every column is a feature)")
-    fit.add_argument("--data-dir", default=None, metavar="DIR",
-                     help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+    _data_dir_option(fit)
     fit.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
     fit.add_argument("--threads", type=int, default=None, metavar="N",
                      help="CPU threads for torch (torch.set_num_threads). Default: 1 for small data sets "
@@ -194,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the rows to process: .npy, .npz, .csv or .tsv (all rows are used, none held out)")
         p.add_argument("--output", required=True, metavar="FILE",
                        help="where to write the result: .npy or .csv, chosen by the extension")
-        p.add_argument("--threads", type=int, default=None, metavar="N",
-                       help="CPU threads for torch (default: torch's choice)")
+        _threads_option(p)
 
     ex = sub.add_parser("export", formatter_class=_Formatter, help="export a fitted model's encoder and decoder to ONNX",
                         description="Write OUT/encoder.onnx (x -> code; a VAE's mean and logvar) and OUT/decoder.onnx "
@@ -229,8 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training rows (.npy, .npz, .csv, .tsv) for local PCA's tangents, for comparison")
     tg.add_argument("--neighbors", type=int, default=10, metavar="N",
                     help="--local-pca: neighbours of each point whose principal directions are taken (default: 10)")
-    tg.add_argument("--threads", type=int, default=None, metavar="N",
-                    help="CPU threads for torch (default: torch's choice)")
+    _threads_option(tg)
     rs = sub.add_parser(
         "restore", formatter_class=_Formatter, help="restore damaged images with a fitted autoencoder",
         description="Load a fitted autoencoder (trained with the damage as its --noise: gaussian/salt-and-pepper for "
@@ -257,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--tol", type=float, default=1e-4, metavar="X",
                     help="inpainting: stop when no unknown pixel changes by more than X times the value range "
                          "(default: 1e-4)")
-    rs.add_argument("--threads", type=int, default=None, metavar="N",
-                    help="CPU threads for torch (default: torch's choice)")
+    _threads_option(rs)
     se = sub.add_parser(
         "search", formatter_class=_Formatter, help="the training documents nearest a query, by Hamming distance",
         description="Load a hashing run (aekit fit --model hash), hash the query and print the nearest training "
@@ -290,17 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--labels", default=None, metavar="COLUMN",
                     help="for a CSV/TSV file: the column (name or index) of known labels, non-zero = anomaly; it is "
                          "not a feature, and gives ROC and precision-recall curves")
-    an.add_argument("--data-dir", default=None, metavar="DIR",
-                    help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+    _data_dir_option(an)
     an.add_argument("--seed", type=int, default=0, help="random seed of the model (default: 0)")
-    an.add_argument("--threads", type=int, default=None, metavar="N",
-                    help="CPU threads for torch (default: torch's choice)")
+    _threads_option(an)
     an.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
 
     ds = sub.add_parser("datasets", formatter_class=_Formatter, help="list the named data sets and where they are cached",
                         description="List the named data sets, their sizes and the folder where each is cached.")
-    ds.add_argument("--data-dir", default=None, metavar="DIR",
-                    help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
+    _data_dir_option(ds)
     return parser
 
 
