@@ -415,14 +415,14 @@ class VAE(_NeuralEstimator):
             log_w = torch.cat(log_w, 1)                                        # (n, k)
             ll = torch.logsumexp(log_w, 1) - math.log(k)
             w = torch.exp(log_w - log_w.max(1, keepdim=True).values)           # scaled weights
-            se = w.std(1, unbiased=True) / (math.sqrt(k) * w.mean(1)) if k > 1 else torch.full_like(ll, math.nan)
-            return torch.stack([ll, se], 1)
+            if k == 1:  # no standard error from one draw
+                return ll[:, None]
+            return torch.stack([ll, w.std(1, unbiased=True) / (math.sqrt(k) * w.mean(1))], 1)
 
-        out = self._map(estimate, X, what="log_likelihood", dtype=np.float64) if k > 1 else None
-        if out is None:  # k = 1: no standard error (NaN would be refused as non-finite)
-            out = self._map(lambda x: estimate(x)[:, :1], X, what="log_likelihood", dtype=np.float64)
-            return (out[:, 0], np.full(len(out), np.nan)) if return_std else out[:, 0]
-        return (out[:, 0], out[:, 1]) if return_std else out[:, 0]
+        out = self._map(estimate, X, what="log_likelihood", dtype=np.float64)
+        if not return_std:
+            return out[:, 0]
+        return out[:, 0], (out[:, 1] if k > 1 else np.full(len(out), np.nan))
 
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw z ~ N(0, I) and decode: n_samples new rows in data space."""
