@@ -230,3 +230,27 @@ def test_given_validation_targets_reach_validation_batches():
     train(model, X[:150], TrainConfig(epochs=1, batch_size=50, seed=0), y=y[:150], X_val=X[150:], y_val=y[150:])
     assert set(torch.cat([r for t, r in check.seen if t]).tolist()) == set(range(150))
     assert set(range(150, 200)) <= set(torch.cat([r for t, r in check.seen if not t]).tolist())
+
+
+def test_fused_optimiser_is_the_same_update_and_checkpoints_cross_kernels(tmp_path, monkeypatch):
+    """The loop's optimiser is PyTorch's fused kernel where one exists: the same Adam update as
+    the default (foreach) kernel within float rounding, and a checkpoint written with either
+    kernel resumes with the other (the kernel is how, not what)."""
+    import aekit.train as tr
+
+    if "fused" not in torch.optim.Adam.__init__.__code__.co_varnames:
+        pytest.skip("this PyTorch has no fused Adam")
+    X = digits()
+    fused = tr.make_optimizer(make().parameters(), TrainConfig())
+    assert fused.param_groups[0]["fused"] is True
+    a, b = make(), make()
+    b.load_state_dict(a.state_dict())
+    train(a, X, TrainConfig(epochs=2, seed=0))
+    real = tr.make_optimizer
+    monkeypatch.setattr(tr, "make_optimizer", lambda params, cfg: torch.optim.Adam(list(params), lr=cfg.learning_rate))
+    ckpt = tmp_path / "foreach.safetensors"
+    train(b, X, TrainConfig(epochs=2, seed=0, checkpoint_path=str(ckpt)))
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+    monkeypatch.setattr(tr, "make_optimizer", real)
+    train(b, X, TrainConfig(epochs=3, seed=0, checkpoint_path=str(ckpt)), resume=True)  # foreach → fused

@@ -152,11 +152,21 @@ def setup_distributed(device: torch.device) -> tuple[_Ranks, torch.device]:
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum, in PyTorch's fused form where this PyTorch has one for the
+    parameters' device (one kernel updates every parameter: the same update rule, rounded in
+    another order; on the Hinton network it cuts a CPU step by ~12 %, BENCHMARKS.md), else
+    the default (foreach) form."""
+    params = list(params)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {cfg.optimizer!r}.")
+        kind, kwargs = torch.optim.Adam, {"lr": cfg.learning_rate}
+    elif cfg.optimizer == "sgd":
+        kind, kwargs = torch.optim.SGD, {"lr": cfg.learning_rate, "momentum": cfg.momentum}
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {cfg.optimizer!r}.")
+    try:
+        return kind(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/PyTorch
+        return kind(params, **kwargs)
 
 
 def make_scheduler(optimizer, cfg: TrainConfig):
@@ -528,6 +538,11 @@ def _check_history(epoch, history) -> None:
             raise ValueError(f"history record {i + 1} is not a record of epoch {i + 1}: {record!r}")
 
 
+# How an optimiser computes its step (which kernel), not what the step is: a checkpoint
+# resumes on a machine or PyTorch with another kernel and keeps this process's choice.
+_KERNEL_KEYS = ("fused", "foreach", "capturable", "differentiable")
+
+
 def _check_optimizer_state(meta: dict, tensors: dict, optimizer) -> None:
     """The parameter groups are this optimiser's (the schedule's learning rates aside), and
     every per-parameter state entry belongs to one of its parameters and has its shape."""
@@ -537,7 +552,7 @@ def _check_optimizer_state(meta: dict, tensors: dict, optimizer) -> None:
                          f"this optimiser has {len(optimizer.param_groups)}")
     for saved, group in zip(groups, optimizer.param_groups):
         now = json.loads(json.dumps({k: v for k, v in group.items() if k != "params"}))
-        differ = sorted(k for k in set(saved) | set(now) if k not in ("params", "lr", "initial_lr")
+        differ = sorted(k for k in set(saved) | set(now) if k not in ("params", "lr", "initial_lr", *_KERNEL_KEYS)
                         and saved.get(k) != now.get(k))
         lr = saved.get("lr")
         if differ or isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -567,7 +582,10 @@ def _restore(meta, tensors, model, optimizer, scheduler, generator, stopper) -> 
     for idx, entries in opt_meta["state"].items():
         state[int(idx)] = {key: (tensors[f"optim.{idx}.{key}"].to(device) if val == "tensor" else val)
                            for key, val in entries.items()}
+    kernels = [{k: g[k] for k in _KERNEL_KEYS if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict({"state": state, "param_groups": opt_meta["param_groups"]})
+    for group, kernel in zip(optimizer.param_groups, kernels):
+        group.update(kernel)
     if scheduler is not None and meta["scheduler"] is not None:
         state = meta["scheduler"]
         if "milestones" in state:  # a Counter of epochs: JSON turned its int keys into strings
