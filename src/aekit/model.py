@@ -40,11 +40,17 @@ class AutoencoderModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, code: nn.Module, decoder: nn.Module,
                  loss: ReconstructionLoss, corruption: nn.Module | None = None, penalties=(),
-                 center: int | None = None, input_transform: str | None = None):
+                 center: int | None = None, input_transform: str | None = None, binarize: str | None = None):
         super().__init__()
         if input_transform not in (None, "log1p"):
             raise ValueError(f"input_transform must be None or 'log1p'; got {input_transform!r}.")
+        if binarize not in (None, "dynamic"):
+            raise ValueError(f"binarize must be None or 'dynamic'; got {binarize!r}.")
+        if binarize and loss.name != "bce":
+            raise ValueError(f"binarize='dynamic' draws binary data for a Bernoulli decoder: it needs loss='bce', "
+                             f"not {loss.name!r}.")
         self.input_transform = input_transform
+        self.binarize = binarize
         if center:  # f sees x − m: a fixed offset (the training mean), saved with the weights
             self.register_buffer("offset", torch.zeros(int(center)))
         else:
@@ -189,6 +195,10 @@ class AutoencoderModel(nn.Module):
         term is this rank's share of the global batch's term (:class:`Shard`): the shares'
         values and gradients, summed over ranks, are the single-process loss and gradient.
         """
+        if self.binarize == "dynamic" and self.training:
+            # dynamic binarisation: this batch is a draw x' ~ Bernoulli(x) (input and target), a
+            # new one at every step, so that the model fits the binary data's distribution
+            x = torch.bernoulli(x)
         w = self.weights()
         total = 0.0
         logged = {}
@@ -288,4 +298,4 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
         image_shape = infer_image_shape(n_features)
     corruption = make_corruption(p["noise"], p["noise_level"], value_range, image_shape)
     return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
-                            center=n_features if p["center"] else None, input_transform=p["input_transform"])
+                            center=n_features if p["center"] else None, input_transform=p["input_transform"], binarize=p["binarize"])

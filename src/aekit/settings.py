@@ -205,6 +205,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "counts: softmax over the features) or 'auto' (multinomial for count data: non-negative integers, "
             "some above 1, more than one count per row on average; else bce when the data lie in [0, 1]; else mse)",
             ("loss", "model"), choices=("auto", "mse", "bce", "multinomial")),
+    Setting("binarize", "choice", None, "None, or 'dynamic': every training batch is a fresh draw x ~ Bernoulli(x) "
+            "(input and target; loss 'bce', data in [0, 1]), as VAE likelihood papers train on MNIST; scores "
+            "and validation read the data as given", ("loss", "model"), choices=(None, "dynamic")),
     Setting("noise", "choice", None, "input corruption while training: None, 'gaussian' (σ), 'masking' (p), "
             "'salt-and-pepper' or 'salt-pepper' (p), and the image damages 'blocks' (random squares, a fraction p "
             "missing), 'center-block' (a centred block of area p), 'watermark' (text/logo overlays, opacity up to "
