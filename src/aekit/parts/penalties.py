@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .activations import activate, derivative
 from .codes import CodeOutput, gaussian_kl
@@ -175,8 +176,44 @@ def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Te
     w1 = linears[0].weight                                         # (h_1, d)
     if w1.shape[1] > w1.shape[0]:
         # ‖M W₁‖²_F = Σ (M G) ⊙ M with G = W₁ W₁ᵀ (h_1 × h_1): cheaper than forming n×k×d.
-        return (torch.matmul(m, w1 @ w1.t()) * m).sum((1, 2))
+        return GramQuadratic.apply(m, w1)
     return torch.matmul(m, w1).pow(2).sum((1, 2))
+
+
+class GramQuadratic(torch.autograd.Function):
+    """q_i = ‖M_i W‖²_F = Σ (M_i G) ⊙ M_i with G = W Wᵀ, per example i, for M of shape
+    (n, k, h) and W of shape (h, d); the backward written out:
+
+        ∂q_i/∂M_i = 2 M_i G            (the forward's product P = M G, kept: no new matmul)
+        ∂(Σ_i g_i q_i)/∂W = 2 S W,     S = Σ_i g_i M_iᵀ M_i  (one (h × nk)·(nk × h) product)
+
+    The value is that of ``(torch.matmul(m, w @ w.t()) * m).sum((1, 2))``; autograd's own
+    backward of that expression recomputes M G for ∂/∂M and forms ∂/∂W as two products with
+    W, so writing it out saves one n·k·h² and one h²·d matmul per step (the largest matmuls of
+    the exact contractive step). Gradients of this gradient are not available (an error).
+    """
+
+    @staticmethod
+    def forward(ctx, m, w):
+        n, k, h = m.shape
+        m2 = m.reshape(n * k, h)                                   # one 2-D mm, not batched
+        p = torch.mm(m2, torch.mm(w, w.t()))                       # (n·k, h): M G
+        ctx.save_for_backward(m, w, p)
+        return (p * m2).reshape(n, k * h).sum(1)                   # (n,)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_q):
+        m, w, p = ctx.saved_tensors
+        n, k, h = m.shape
+        g = grad_q.reshape(n, 1, 1)
+        grad_m = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_m = p.reshape(n, k, h) * (2 * g)
+        if ctx.needs_input_grad[1]:
+            s = torch.mm((m * g).reshape(n * k, h).t(), m.reshape(n * k, h))   # (h, h), symmetric
+            grad_w = torch.mm(s, w).mul_(2)
+        return grad_m, grad_w
 
 
 def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode, n_projections: int = 1) -> torch.Tensor:
