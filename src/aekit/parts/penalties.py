@@ -76,6 +76,9 @@ class Context:
     model: nn.Module
     y: torch.Tensor | None = None   # the batch's targets, when the loop was given any
     shard: Shard | None = None      # data-parallel training: this rank's part of the batch
+    # Shared from the forward pass when a penalty asked for them (Penalty.shared_forward):
+    hidden: list | None = None      # an MLP encoder's layer outputs h_1 … h_L (h_L = code.h)
+    input_graph: bool = False       # code.h was computed from x_in with x_in requiring grad
 
 
 class Penalty(nn.Module):
@@ -92,6 +95,12 @@ class Penalty(nn.Module):
 
     def forward(self, ctx: Context) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def shared_forward(self, model) -> tuple:
+        """What this penalty reuses of the model's forward pass, if the model provides it:
+        'hidden' (the encoder's layer outputs in ``ctx.hidden``) or 'input_grad' (x_in
+        requires grad before encoding, so ``ctx.code.h`` is differentiable in ``ctx.x_in``)."""
+        return ()
 
     def extra_repr(self):
         return f"weight={self.weight}"
@@ -152,20 +161,26 @@ class WeightDecay(Penalty):
         return sum(w.pow(2).sum() for w in weights)
 
 
-def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Tensor:
+def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations, hidden=None) -> torch.Tensor:
     """‖∂h/∂x‖²_F per example for h = φ_L(W_L ⋯ φ_1(W_1 x + b_1) ⋯ + b_L), exactly.
+
+    ``hidden``: the layer outputs [h_1, …, h_L] of x when the caller already computed them
+    (the training forward pass); else they are computed here.
 
     Forward pass storing φ'(a_l); then M = D_L W_L (n × k × h_{L−1}), and for l = L−1…1:
     M ← (M D_l) W_l, giving J (n × k × d); return Σ J². One layer: Σ_j φ'(a_j)² ‖W_j‖².
     When the first layer narrows (d > h_1) the last product is replaced by Σ (M G) ⊙ M with
     G = W_1 W_1ᵀ, which never forms the n × k × d Jacobian.
     """
-    derivs = []
-    h = x
-    for linear, act in zip(linears, activations):
-        a = linear(h)
-        h = activate(act, a)
-        derivs.append(derivative(act, a, h))
+    if hidden is None:
+        hidden = []
+        h = x
+        for linear, act in zip(linears, activations):
+            h = activate(act, linear(h))
+            hidden.append(h)
+    if len(hidden) != len(linears):
+        raise ValueError(f"hidden must hold one output per layer ({len(linears)}); got {len(hidden)}.")
+    derivs = [derivative(act, None, h) for act, h in zip(activations, hidden)]
     if len(linears) == 1:
         w_sq = linears[0].weight.pow(2).sum(1)                     # ‖W_j‖², shape (k,)
         return (derivs[0].pow(2) * w_sq).sum(1)
@@ -216,11 +231,16 @@ class GramQuadratic(torch.autograd.Function):
         return grad_m, grad_w
 
 
-def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode, n_projections: int = 1) -> torch.Tensor:
-    """Unbiased estimate of ‖∂f(x)/∂x‖²_F per example: mean over v ~ N(0, I) of ‖Jᵀ v‖²."""
-    if not x.requires_grad:
-        x = x.detach().requires_grad_(True)
-    h = encode(x)
+def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode=None, n_projections: int = 1, *,
+                                     h: torch.Tensor | None = None) -> torch.Tensor:
+    """Unbiased estimate of ‖∂f(x)/∂x‖²_F per example: mean over v ~ N(0, I) of ‖Jᵀ v‖².
+
+    ``h``: f(x) already computed with x requiring grad (the training forward pass); else
+    h = encode(x) is computed here."""
+    if h is None:
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        h = encode(x)
     total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
     for i in range(n_projections):
         v = torch.randn_like(h)
@@ -244,11 +264,24 @@ class Contractive(Penalty):
         self.method = method
         self.n_projections = int(n_projections)
 
+    def shared_forward(self, model):
+        """The forward pass's encoding is the one this penalty differentiates when the code
+        is noiseless (:meth:`AutoencoderModel.noiseless_code`): the exact route reads the
+        hidden outputs, Hutchinson's the graph from x_in to h. With code noise, the penalty
+        runs the encoder again (without the training draw, as before)."""
+        if not model.noiseless_code():
+            return ()
+        if self.method in ("auto", "exact") and model.encoder_layers() is not None:
+            return ("hidden",)
+        return ("input_grad",) if self.method != "exact" else ()
+
     def forward(self, ctx):
         layers = ctx.model.encoder_layers()
         if self.method == "exact" and layers is None:
             raise ValueError("the exact contractive penalty needs an MLP encoder with a deterministic code; use contractive_method='hutchinson'.")
         if self.method in ("auto", "exact") and layers is not None:
             linears, acts = layers
-            return mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts)
+            return mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts, hidden=ctx.hidden)
+        if ctx.input_graph:
+            return hutchinson_jacobian_frobenius_sq(ctx.x_in, n_projections=self.n_projections, h=ctx.code.h)
         return hutchinson_jacobian_frobenius_sq(ctx.x_in, ctx.model.encode_point, self.n_projections)
