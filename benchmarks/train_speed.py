@@ -7,21 +7,35 @@ in-memory tensors; they alternate epochs so that both see the same machine state
 
 Also: the fraction of the measured float32 matmul peak that an epoch reaches, and the
 contractive penalty's step-time overhead (3-layer encoder 784-500-250-30) for the exact
-method, Hutchinson's estimator, and brute force (one backward pass per code unit).
+method, Hutchinson's estimator, and brute force (one backward pass per code unit), each with
+its counted matmul FLOPs; the penalty as it was before issue 11 (the exact Gram step through
+autograd, and each method running the encoder a second time) is timed in the same rounds.
 
-    python benchmarks/train_speed.py [--epochs 3] [--threads 2]
+Conv part ("conv" key): a convolutional autoencoder on CIFAR-10 images (3×32×32, the 4000
+training images of the shared subset; channels 32-64, code 32, ReLU, squared error, Adam,
+batch 128): aekit's epoch against a plain PyTorch loop doing the same network, and the same
+plain loop with channels_last tensors (input and weights), epochs interleaved; the conv
+FLOPs counted per layer; the loss each reaches after the same epochs. Also the step time
+of a conv contractive autoencoder (Hutchinson's estimator), before vs after.
+
+    python benchmarks/train_speed.py [--epochs 3] [--threads 2] [--conv-epochs 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import best_of, load_mnist, machine_info, matmul_peak, mlp_flops, write_result
+from _common import load_mnist, machine_info, matmul_peak, mlp_flops, write_result
+
+CONV_CHANNELS = (32, 64)
+CONV_CODE = 32
+IMAGE = (3, 32, 32)
 
 SIZES = [784, 1000, 500, 250, 30]
 
@@ -77,23 +91,90 @@ def time_epochs(X, epochs, batch_size):
     return a_times, p_times
 
 
-def contractive_overhead(X, batch_size=128, repeat=20):
-    """Step time (forward + backward + Adam) per variant on a 784-500-250-30 sigmoid encoder."""
+def interleaved_best(fns: dict, repeat: int, reps: dict | None = None) -> dict:
+    """The fastest of ``repeat`` timed calls of each fn, the variants taking turns in each
+    round (after one untimed call each), so that all see the same machine state."""
+    reps = reps or {}
+    for fn in fns.values():
+        fn()
+    best = {k: math.inf for k in fns}
+    for r in range(repeat):
+        for k, fn in fns.items():
+            if r < reps.get(k, repeat):
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def contractive_flops(enc, n, method, before=False):
+    """Counted matmul FLOPs of one training step's contractive term for an MLP encoder
+    ``enc`` = [d, h_1, …, k] at batch n (2 per multiply-add; elementwise work not counted;
+    a matmul's backward counted as the two products it needs, as :func:`mlp_flops` does).
+
+    exact: M = D_L W_L carried down to h_1 (one (n·k × h_l)·(h_l × h_{l−1}) product per middle
+    layer, ×3 with its backward), G = W₁W₁ᵀ and the quadratic form Σ (M G) ⊙ M: after
+    issue 11 ×2 each (GramQuadratic's backward: one product for ∂/∂W₁, none for ∂/∂M),
+    before ×3 (autograd). hutchinson: one vector-Jacobian product through the encoder (input
+    gradients only, then ×3 with its own backward). before: plus a second encoder forward
+    and its backward (3 × the encoder's forward)."""
+    k, h1, d = enc[-1], enc[1], enc[0]
+    enc_fwd = mlp_flops(enc, n, backward=False)
+    if method == "exact":
+        chain = sum(2 * n * k * a * b for a, b in zip(enc[1:-2], enc[2:-1]))
+        gram, quad = 2 * h1 * h1 * d, 2 * n * k * h1 * h1
+        extra = 3 * chain + (3 if before else 2) * (gram + quad)
+    else:
+        extra = 3 * enc_fwd
+    return extra + (3 * enc_fwd if before else 0)
+
+
+def _old_exact_term(model, x):
+    """The exact ‖J‖²_F as computed before issue 11 (a second encoder forward; the Gram
+    step through autograd), for the before/after timing only."""
+    from aekit.parts.activations import activate, derivative
+
+    linears, acts = model.encoder_layers()
+    derivs, h = [], model.centred(x)
+    for linear, act in zip(linears, acts):
+        a = linear(h)
+        h = activate(act, a)
+        derivs.append(derivative(act, a, h))
+    m = derivs[-1].unsqueeze(2) * linears[-1].weight.unsqueeze(0)
+    for linear, dv in zip(reversed(linears[1:-1]), reversed(derivs[1:-1])):
+        m = torch.matmul(m * dv.unsqueeze(1), linear.weight)
+    m = m * derivs[0].unsqueeze(1)
+    w1 = linears[0].weight
+    return (torch.matmul(m, w1 @ w1.t()) * m).sum((1, 2))
+
+
+def _old_hutchinson_term(model, x):
+    """Hutchinson's estimate as computed before issue 11: the encoder run a second time."""
+    from aekit.parts.penalties import hutchinson_jacobian_frobenius_sq
+
+    return hutchinson_jacobian_frobenius_sq(x, model.encode_point, 1)
+
+
+def _step_fn(model, xb, extra=None, weight=0.1):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        out = model(xb)
+        total = out.total if extra is None else out.total + weight * extra(model, xb).mean()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+    return step
+
+
+def contractive_overhead(X, batch_size=128, repeat=20, peak=None):
+    """Step time (forward + backward + Adam) per variant on a 784-500-250-30 sigmoid encoder.
+    The '_before' variants are the plain model plus 0.1 × the pre-issue-11 term (the same
+    loss as ``contractive=0.1``), timed in the same rounds as the current penalty."""
     from aekit.model import build_model
 
     xb = X[:batch_size]
-    results = {}
-
-    def step_fn(model, extra=None):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-        def step():
-            out = model(xb)
-            total = out.total if extra is None else out.total + extra(model, xb)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-        return step
+    enc = [784, 500, 250, 30]
 
     def brute_force(model, x):
         """‖J‖²_F from k vector-Jacobian products: one backward pass per code unit."""
@@ -103,21 +184,181 @@ def contractive_overhead(X, batch_size=128, repeat=20):
         for j in range(h.shape[1]):
             (g,) = torch.autograd.grad(h[:, j].sum(), x, create_graph=True)
             total = total + g.pow(2).sum(1)
-        return 0.1 * total.mean()
+        return total
 
     settings = dict(hidden_layer_sizes=(500, 250), activation="sigmoid", code_activation="sigmoid", loss="bce")
     torch.manual_seed(0)
+
+    def model(**kw):
+        return build_model(784, n_components=30, **settings, **kw)
+
     variants = {
-        "plain": (build_model(784, n_components=30, **settings), None),
-        "contractive_exact": (build_model(784, n_components=30, contractive=0.1, contractive_method="exact", **settings), None),
-        "contractive_hutchinson_1": (build_model(784, n_components=30, contractive=0.1, contractive_method="hutchinson", **settings), None),
-        "contractive_brute_force_k_backward": (build_model(784, n_components=30, **settings), brute_force),
+        "plain": _step_fn(model(), xb),
+        "contractive_exact": _step_fn(model(contractive=0.1, contractive_method="exact"), xb),
+        "contractive_exact_before": _step_fn(model(), xb, _old_exact_term),
+        "contractive_hutchinson_1": _step_fn(model(contractive=0.1, contractive_method="hutchinson"), xb),
+        "contractive_hutchinson_1_before": _step_fn(model(), xb, _old_hutchinson_term),
+        "contractive_brute_force_k_backward": _step_fn(model(), xb, brute_force),
     }
-    for name, (model, extra) in variants.items():
-        results[name] = best_of(step_fn(model, extra), repeat=repeat if name != "contractive_brute_force_k_backward" else 5)
+    results = interleaved_best(variants, repeat, reps={"contractive_brute_force_k_backward": 5})
+    plain_flops = mlp_flops(enc + enc[::-1][1:], batch_size)
+    flops = {"plain": plain_flops,
+             "contractive_exact": plain_flops + contractive_flops(enc, batch_size, "exact"),
+             "contractive_exact_before": plain_flops + contractive_flops(enc, batch_size, "exact", before=True),
+             "contractive_hutchinson_1": plain_flops + contractive_flops(enc, batch_size, "hutchinson"),
+             "contractive_hutchinson_1_before": plain_flops + contractive_flops(enc, batch_size, "hutchinson", before=True)}
     base = results["plain"]
-    return {"step_seconds": results, "overhead_vs_plain": {k: v / base for k, v in results.items()},
-            "encoder": [784, 500, 250, 30], "batch_size": batch_size}
+    out = {"step_seconds": results, "overhead_vs_plain": {k: v / base for k, v in results.items()},
+           "encoder": enc, "batch_size": batch_size, "repeat": repeat,
+           "step_matmul_gflop": {k: v / 1e9 for k, v in flops.items()},
+           "speedup_after_vs_before": {
+               "exact": results["contractive_exact_before"] / results["contractive_exact"],
+               "hutchinson_1": results["contractive_hutchinson_1_before"] / results["contractive_hutchinson_1"]}}
+    if peak:
+        out["fraction_of_matmul_peak"] = {k: v / results[k] / peak for k, v in flops.items()}
+    return out
+
+
+# -- the convolutional autoencoder ------------------------------------------------------------
+def conv_layers():
+    """(kind, C_in, C_out, spatial size that sets the work) of the conv AE, encoder then decoder."""
+    c, h = IMAGE[0], IMAGE[1]
+    layers, sizes = [], [(c, h)]
+    for out_c in CONV_CHANNELS:
+        h = (h + 2 - 3) // 2 + 1
+        layers.append(("conv", c, out_c, h))            # work ∝ output pixels
+        c = out_c
+        sizes.append((c, h))
+    feat = c * h * h
+    linears = [(feat, CONV_CODE), (CONV_CODE, feat)]
+    for (c_out, _), (c_in, h_in) in zip(reversed(sizes[:-1]), reversed(sizes[1:])):
+        layers.append(("deconv", c_in, c_out, h_in))   # work ∝ input pixels
+    return layers, linears
+
+
+def conv_flops(n, backward=True):
+    """Matmul-equivalent FLOPs of the conv AE on n images: 2 per multiply-add; a 3×3 conv
+    does C_in·C_out·9 per output pixel, a transposed one per input pixel; ×3 with the
+    backward (input and weight gradients), as :func:`mlp_flops` counts."""
+    layers, linears = conv_layers()
+    macs = sum(ci * co * 9 * h * h for _, ci, co, h in layers) + sum(a * b for a, b in linears)
+    return 2 * macs * n * (3 if backward else 1)
+
+
+def plain_conv_model():
+    c, h, w = IMAGE
+    enc, c_in, size = [], c, h
+    for out_c in CONV_CHANNELS:
+        enc += [nn.Conv2d(c_in, out_c, 3, stride=2, padding=1), nn.ReLU()]
+        c_in, size = out_c, (size + 2 - 3) // 2 + 1
+    feat = (c_in, size, size)
+    dec = [nn.Linear(CONV_CODE, math.prod(feat)), nn.ReLU(), nn.Unflatten(1, feat)]
+    outs = [c, *CONV_CHANNELS[:-1]]
+    for i in reversed(range(len(CONV_CHANNELS))):
+        dec += [nn.ConvTranspose2d(CONV_CHANNELS[i], outs[i], 3, stride=2, padding=1, output_padding=1), nn.ReLU()]
+    dec = dec[:-1]
+    return nn.Sequential(*enc, nn.Flatten(), nn.Linear(math.prod(feat), CONV_CODE), *dec)
+
+
+def plain_conv_epoch(model, opt, X, batch_size, gen, channels_last=False):
+    """One epoch of squared error Σ(x − x̂)² per image, batch mean; returns the mean loss."""
+    perm = torch.randperm(X.shape[0], generator=gen)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    total, batches = 0.0, 0
+    for i in range(0, X.shape[0], batch_size):
+        xb = X[perm[i:i + batch_size]].reshape(-1, *IMAGE).contiguous(memory_format=fmt)
+        loss = (model(xb) - xb).pow(2).sum((1, 2, 3)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach()
+        batches += 1
+    return float(total) / batches
+
+
+def aekit_conv_model(**kw):
+    from aekit.model import build_model
+
+    return build_model(math.prod(IMAGE), n_components=CONV_CODE, conv_channels=CONV_CHANNELS, image_shape=IMAGE,
+                       activation="relu", loss="mse", **kw)
+
+
+def conv_speed(X, epochs, batch_size, peak, repeat=10):
+    """aekit's conv-AE epoch vs the plain loop (NCHW and channels_last), interleaved."""
+    from aekit.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    a_model = aekit_conv_model()
+    torch.manual_seed(0)
+    p_model = plain_conv_model()
+    torch.manual_seed(0)
+    c_model = plain_conv_model().to(memory_format=torch.channels_last)
+    p_opt = torch.optim.Adam(p_model.parameters(), lr=1e-3)
+    c_opt = torch.optim.Adam(c_model.parameters(), lr=1e-3)
+    gp, gc = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    warm = X[:512]
+    train(aekit_conv_model(), warm, TrainConfig(epochs=1, batch_size=batch_size, seed=0))
+    for cl in (False, True):  # one warm-up epoch on a slice for each plain loop, on throw-away copies
+        w_model = plain_conv_model().to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        plain_conv_epoch(w_model, torch.optim.Adam(w_model.parameters()), warm, batch_size,
+                         torch.Generator().manual_seed(1), channels_last=cl)
+    times = {"aekit": [], "plain": [], "plain_channels_last": []}
+    losses = {"aekit": [], "plain": [], "plain_channels_last": []}
+    for e in range(epochs):
+        t0 = time.perf_counter()
+        hist = train(a_model, X, TrainConfig(epochs=1, batch_size=batch_size, seed=e))
+        times["aekit"].append(time.perf_counter() - t0)
+        losses["aekit"].append(hist[-1]["recon"])
+        t0 = time.perf_counter()
+        losses["plain"].append(plain_conv_epoch(p_model, p_opt, X, batch_size, gp))
+        times["plain"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        losses["plain_channels_last"].append(plain_conv_epoch(c_model, c_opt, X, batch_size, gc, channels_last=True))
+        times["plain_channels_last"].append(time.perf_counter() - t0)
+    flops = conv_flops(X.shape[0])
+    best = {k: min(v) for k, v in times.items()}
+
+    # the conv contractive autoencoder (Hutchinson's estimator): one step, before vs after
+    xb = X[:batch_size]
+    torch.manual_seed(0)
+    steps = interleaved_best({
+        "plain": _step_fn(aekit_conv_model(), xb),
+        "contractive_hutchinson_1": _step_fn(aekit_conv_model(contractive=0.1), xb),
+        "contractive_hutchinson_1_before": _step_fn(aekit_conv_model(), xb, _old_hutchinson_term),
+    }, repeat)
+    enc_fwd = sum(ci * co * 9 * h * h for kind, ci, co, h in conv_layers()[0] if kind == "conv") \
+        + conv_layers()[1][0][0] * CONV_CODE
+    step_flops = {"plain": conv_flops(batch_size),
+                  "contractive_hutchinson_1": conv_flops(batch_size) + 3 * 2 * enc_fwd * batch_size,
+                  "contractive_hutchinson_1_before": conv_flops(batch_size) + 6 * 2 * enc_fwd * batch_size}
+    return {
+        "network": {"image_shape": list(IMAGE), "conv_channels": list(CONV_CHANNELS), "code": CONV_CODE,
+                    "activation": "relu", "loss": "squared error", "optimizer": "Adam 1e-3"},
+        "data": "CIFAR-10 training images 0..3999 (the shared subset), scaled to [0, 1]",
+        "n_train": int(X.shape[0]),
+        "batch_size": batch_size,
+        "epoch_seconds": times,
+        "epoch_loss": losses,
+        "ratio_aekit_over_plain_best": best["aekit"] / best["plain"],
+        "ratio_aekit_over_plain_median": sorted(times["aekit"])[epochs // 2] / sorted(times["plain"])[epochs // 2],
+        "ratio_channels_last_over_plain_best": best["plain_channels_last"] / best["plain"],
+        "epoch_conv_gflop": flops / 1e9,
+        "fraction_of_matmul_peak": {k: flops / v / peak for k, v in best.items()},
+        "contractive_step_seconds": steps,
+        "contractive_overhead_vs_plain": {k: v / steps["plain"] for k, v in steps.items()},
+        "contractive_step_gflop": {k: v / 1e9 for k, v in step_flops.items()},
+        "contractive_speedup_after_vs_before": steps["contractive_hutchinson_1_before"] / steps["contractive_hutchinson_1"],
+    }
+
+
+def load_cifar():
+    import os
+    from pathlib import Path
+
+    os.environ.setdefault("AEKIT_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    from aekit.data import load_dataset
+
+    return torch.from_numpy(load_dataset("cifar10").X_train)
 
 
 def main():
@@ -125,6 +366,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per loop (alternating)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--conv-epochs", type=int, default=5, help="timed conv-AE epochs per loop (interleaved)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     X = torch.from_numpy(load_mnist().X_train)
@@ -148,12 +390,17 @@ def main():
         "epoch_matmul_gflop": flops / 1e9,
         "aekit_fraction_of_matmul_peak": flops / a_best / peak,
         "plain_fraction_of_matmul_peak": flops / p_best / peak,
-        "contractive": contractive_overhead(X),
+        "contractive": contractive_overhead(X, peak=peak),
+        "conv": conv_speed(load_cifar(), args.conv_epochs, args.batch_size, peak),
     }
     write_result("train_speed", result)
     print(f"epoch: aekit {a_best:.2f}s, plain {p_best:.2f}s, ratio {result['ratio_aekit_over_plain_best']:.3f}; "
           f"{100 * result['aekit_fraction_of_matmul_peak']:.0f}% of {peak / 1e9:.0f} GFLOP/s")
     print("contractive step overhead:", {k: round(v, 2) for k, v in result["contractive"]["overhead_vs_plain"].items()})
+    conv = result["conv"]
+    print(f"conv epoch: aekit/plain {conv['ratio_aekit_over_plain_best']:.3f}, channels_last/plain "
+          f"{conv['ratio_channels_last_over_plain_best']:.3f}; fraction of peak",
+          {k: round(v, 3) for k, v in conv["fraction_of_matmul_peak"].items()})
 
 
 if __name__ == "__main__":

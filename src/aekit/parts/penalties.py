@@ -15,10 +15,12 @@ A penalty may read the batch's targets ``ctx.y`` (labels, −1 = unlabelled).
 
 The contractive term is exact for MLP encoders: J = D_L W_L ⋯ D_1 W_1 with D_l = diag φ'(a_l),
 formed for each example by a batched chain of matrix products starting from the code side
-(cost ≈ k forward passes as a few large matmuls, where k is the code size). For a one-layer
+(cost ≈ k forward passes as a few large matmuls, where k is the code size), the first layer
+through G = W₁W₁ᵀ with its backward written out (:class:`GramQuadratic`). For a one-layer
 encoder this is the closed form Σ_j φ'(a_j)² ‖W_j‖². For other encoders (convolutional) it
 uses Hutchinson's unbiased estimator ‖J‖²_F = E_v ‖Jᵀv‖², v ~ N(0, I_k), one vector-Jacobian
-product per projection.
+product per projection. Both differentiate the training forward pass's own encoding when the
+code is noiseless (``Context.hidden`` / ``Context.input_graph``), not a second run of f.
 """
 
 from __future__ import annotations
