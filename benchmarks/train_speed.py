@@ -24,6 +24,7 @@ of a conv contractive autoencoder (Hutchinson's estimator), before vs after.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 
@@ -31,13 +32,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _common import load_mnist, machine_info, matmul_peak, mlp_flops, write_result
+from _common import load_mnist, machine_info, mlp_flops, write_result
 
 CONV_CHANNELS = (32, 64)
 CONV_CODE = 32
 IMAGE = (3, 32, 32)
 
 SIZES = [784, 1000, 500, 250, 30]
+
+
+def _clock():
+    """(wall seconds, this process's CPU seconds). On a shared machine the CPU time of a
+    one-thread run leaves out the time the process waited for a core; both are recorded."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t0):
+    wall, cpu = _clock()
+    return wall - t0[0], cpu - t0[1]
+
+
+def matmul_peaks(n: int = 2048, repeat: int = 10):
+    """The float32 matmul rate (n × n by n × n), best of ``repeat``: (by wall time, by CPU time)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        torch.mm(a, b)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        t0 = _clock()
+        torch.mm(a, b)
+        wall, cpu = _since(t0)
+        walls.append(wall)
+        cpus.append(cpu)
+    return 2 * n ** 3 / min(walls), 2 * n ** 3 / min(cpus)
 
 
 def plain_model():
@@ -80,31 +107,38 @@ def time_epochs(X, epochs, batch_size):
     # one warm-up epoch on a slice for each
     train(a_model, X[:2048], TrainConfig(epochs=1, batch_size=batch_size, seed=0))
     plain_epoch(p_model, p_opt, X[:2048], batch_size, gen)
-    a_times, p_times = [], []
+    a_times, p_times, a_cpu, p_cpu = [], [], [], []
     for e in range(epochs):
-        t0 = time.perf_counter()
+        t0 = _clock()
         train(a_model, X, TrainConfig(epochs=1, batch_size=batch_size, seed=e))
-        a_times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        wall, cpu = _since(t0)
+        a_times.append(wall)
+        a_cpu.append(cpu)
+        t0 = _clock()
         plain_epoch(p_model, p_opt, X, batch_size, gen)
-        p_times.append(time.perf_counter() - t0)
-    return a_times, p_times
+        wall, cpu = _since(t0)
+        p_times.append(wall)
+        p_cpu.append(cpu)
+    return a_times, p_times, a_cpu, p_cpu
 
 
-def interleaved_best(fns: dict, repeat: int, reps: dict | None = None) -> dict:
+def interleaved_best(fns: dict, repeat: int, reps: dict | None = None):
     """The fastest of ``repeat`` timed calls of each fn, the variants taking turns in each
-    round (after one untimed call each), so that all see the same machine state."""
+    round (after one untimed call each), so that all see the same machine state: (best wall
+    seconds, best CPU seconds) per variant."""
     reps = reps or {}
     for fn in fns.values():
         fn()
     best = {k: math.inf for k in fns}
+    best_cpu = {k: math.inf for k in fns}
     for r in range(repeat):
         for k, fn in fns.items():
             if r < reps.get(k, repeat):
-                t0 = time.perf_counter()
+                t0 = _clock()
                 fn()
-                best[k] = min(best[k], time.perf_counter() - t0)
-    return best
+                wall, cpu = _since(t0)
+                best[k], best_cpu[k] = min(best[k], wall), min(best_cpu[k], cpu)
+    return best, best_cpu
 
 
 def contractive_flops(enc, n, method, before=False):
@@ -167,7 +201,7 @@ def _step_fn(model, xb, extra=None, weight=0.1):
     return step
 
 
-def contractive_overhead(X, batch_size=128, repeat=20, peak=None):
+def contractive_overhead(X, batch_size=128, repeat=20):
     """Step time (forward + backward + Adam) per variant on a 784-500-250-30 sigmoid encoder.
     The '_before' variants are the plain model plus 0.1 × the pre-issue-11 term (the same
     loss as ``contractive=0.1``), timed in the same rounds as the current penalty."""
@@ -200,7 +234,7 @@ def contractive_overhead(X, batch_size=128, repeat=20, peak=None):
         "contractive_hutchinson_1_before": _step_fn(model(), xb, _old_hutchinson_term),
         "contractive_brute_force_k_backward": _step_fn(model(), xb, brute_force),
     }
-    results = interleaved_best(variants, repeat, reps={"contractive_brute_force_k_backward": 5})
+    results, cpu = interleaved_best(variants, repeat, reps={"contractive_brute_force_k_backward": 5})
     plain_flops = mlp_flops(enc + enc[::-1][1:], batch_size)
     flops = {"plain": plain_flops,
              "contractive_exact": plain_flops + contractive_flops(enc, batch_size, "exact"),
@@ -209,13 +243,15 @@ def contractive_overhead(X, batch_size=128, repeat=20, peak=None):
              "contractive_hutchinson_1_before": plain_flops + contractive_flops(enc, batch_size, "hutchinson", before=True)}
     base = results["plain"]
     out = {"step_seconds": results, "overhead_vs_plain": {k: v / base for k, v in results.items()},
+           "step_cpu_seconds": cpu, "overhead_vs_plain_cpu": {k: v / cpu["plain"] for k, v in cpu.items()},
            "encoder": enc, "batch_size": batch_size, "repeat": repeat,
            "step_matmul_gflop": {k: v / 1e9 for k, v in flops.items()},
            "speedup_after_vs_before": {
                "exact": results["contractive_exact_before"] / results["contractive_exact"],
-               "hutchinson_1": results["contractive_hutchinson_1_before"] / results["contractive_hutchinson_1"]}}
-    if peak:
-        out["fraction_of_matmul_peak"] = {k: v / results[k] / peak for k, v in flops.items()}
+               "hutchinson_1": results["contractive_hutchinson_1_before"] / results["contractive_hutchinson_1"]},
+           "speedup_after_vs_before_cpu": {
+               "exact": cpu["contractive_exact_before"] / cpu["contractive_exact"],
+               "hutchinson_1": cpu["contractive_hutchinson_1_before"] / cpu["contractive_hutchinson_1"]}}
     return out
 
 
@@ -283,16 +319,22 @@ def aekit_conv_model(**kw):
                        activation="relu", loss="mse", **kw)
 
 
-def conv_speed(X, epochs, batch_size, peak, repeat=10):
-    """aekit's conv-AE epoch vs the plain loop (NCHW and channels_last), interleaved."""
+def conv_speed(X, epochs, batch_size, repeat=10):
+    """aekit's conv-AE epochs vs the plain loop (NCHW and channels_last), interleaved: one
+    ``train`` call runs all aekit epochs (one optimiser throughout), and after each of its
+    epochs its callback runs one epoch of each plain loop. All three start from the same
+    weights (copied from the aekit model, whose parameters come in the same order)."""
     from aekit.train import TrainConfig, train
 
     torch.manual_seed(0)
     a_model = aekit_conv_model()
-    torch.manual_seed(0)
     p_model = plain_conv_model()
-    torch.manual_seed(0)
-    c_model = plain_conv_model().to(memory_format=torch.channels_last)
+    pairs = list(zip(p_model.parameters(), a_model.parameters()))
+    assert len(pairs) == len(list(a_model.parameters())) and all(p.shape == a.shape for p, a in pairs)
+    with torch.no_grad():
+        for p, a in pairs:
+            p.copy_(a)
+    c_model = copy.deepcopy(p_model).to(memory_format=torch.channels_last)
     p_opt = torch.optim.Adam(p_model.parameters(), lr=1e-3)
     c_opt = torch.optim.Adam(c_model.parameters(), lr=1e-3)
     gp, gc = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
@@ -303,25 +345,36 @@ def conv_speed(X, epochs, batch_size, peak, repeat=10):
         plain_conv_epoch(w_model, torch.optim.Adam(w_model.parameters()), warm, batch_size,
                          torch.Generator().manual_seed(1), channels_last=cl)
     times = {"aekit": [], "plain": [], "plain_channels_last": []}
+    cpu = {"aekit": [], "plain": [], "plain_channels_last": []}
     losses = {"aekit": [], "plain": [], "plain_channels_last": []}
-    for e in range(epochs):
-        t0 = time.perf_counter()
-        hist = train(a_model, X, TrainConfig(epochs=1, batch_size=batch_size, seed=e))
-        times["aekit"].append(time.perf_counter() - t0)
-        losses["aekit"].append(hist[-1]["recon"])
-        t0 = time.perf_counter()
+    mark = [_clock()]
+
+    def record(name, t0):
+        wall, c = _since(t0)
+        times[name].append(wall)
+        cpu[name].append(c)
+
+    def after_aekit_epoch(rec):
+        record("aekit", mark[0])
+        losses["aekit"].append(rec["recon"])
+        t0 = _clock()
         losses["plain"].append(plain_conv_epoch(p_model, p_opt, X, batch_size, gp))
-        times["plain"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        record("plain", t0)
+        t0 = _clock()
         losses["plain_channels_last"].append(plain_conv_epoch(c_model, c_opt, X, batch_size, gc, channels_last=True))
-        times["plain_channels_last"].append(time.perf_counter() - t0)
+        record("plain_channels_last", t0)
+        mark[0] = _clock()
+
+    mark[0] = _clock()
+    train(a_model, X, TrainConfig(epochs=epochs, batch_size=batch_size, seed=0), callback=after_aekit_epoch)
     flops = conv_flops(X.shape[0])
     best = {k: min(v) for k, v in times.items()}
+    best_cpu = {k: min(v) for k, v in cpu.items()}
 
     # the conv contractive autoencoder (Hutchinson's estimator): one step, before vs after
     xb = X[:batch_size]
     torch.manual_seed(0)
-    steps = interleaved_best({
+    steps, steps_cpu = interleaved_best({
         "plain": _step_fn(aekit_conv_model(), xb),
         "contractive_hutchinson_1": _step_fn(aekit_conv_model(contractive=0.1), xb),
         "contractive_hutchinson_1_before": _step_fn(aekit_conv_model(), xb, _old_hutchinson_term),
@@ -342,12 +395,17 @@ def conv_speed(X, epochs, batch_size, peak, repeat=10):
         "ratio_aekit_over_plain_best": best["aekit"] / best["plain"],
         "ratio_aekit_over_plain_median": sorted(times["aekit"])[epochs // 2] / sorted(times["plain"])[epochs // 2],
         "ratio_channels_last_over_plain_best": best["plain_channels_last"] / best["plain"],
+        "epoch_cpu_seconds": cpu,
+        "ratio_aekit_over_plain_best_cpu": best_cpu["aekit"] / best_cpu["plain"],
+        "ratio_channels_last_over_plain_best_cpu": best_cpu["plain_channels_last"] / best_cpu["plain"],
         "epoch_conv_gflop": flops / 1e9,
-        "fraction_of_matmul_peak": {k: flops / v / peak for k, v in best.items()},
         "contractive_step_seconds": steps,
         "contractive_overhead_vs_plain": {k: v / steps["plain"] for k, v in steps.items()},
         "contractive_step_gflop": {k: v / 1e9 for k, v in step_flops.items()},
         "contractive_speedup_after_vs_before": steps["contractive_hutchinson_1_before"] / steps["contractive_hutchinson_1"],
+        "contractive_step_cpu_seconds": steps_cpu,
+        "contractive_speedup_after_vs_before_cpu":
+            steps_cpu["contractive_hutchinson_1_before"] / steps_cpu["contractive_hutchinson_1"],
     }
 
 
@@ -371,8 +429,26 @@ def main():
     torch.set_num_threads(args.threads)
     X = torch.from_numpy(load_mnist().X_train)
 
-    peak = matmul_peak()
-    a_times, p_times = time_epochs(X, args.epochs, args.batch_size)
+    peaks = [matmul_peaks()]
+    a_times, p_times, a_cpu, p_cpu = time_epochs(X, args.epochs, args.batch_size)
+    peaks.append(matmul_peaks())
+    contractive = contractive_overhead(X)
+    peaks.append(matmul_peaks())
+    conv = conv_speed(load_cifar(), args.conv_epochs, args.batch_size)
+    peaks.append(matmul_peaks())
+    # contention with other processes only lowers a measurement: the best of those taken
+    # between the parts is this machine's peak, set against the best-of timings (wall time
+    # and CPU time each against the peak measured the same way)
+    peak, peak_cpu = max(p[0] for p in peaks), max(p[1] for p in peaks)
+    for suffix, pk in (("", peak), ("_cpu", peak_cpu)):
+        contractive["fraction_of_matmul_peak" + suffix] = {
+            k: g * 1e9 / contractive["step" + suffix + "_seconds"][k] / pk
+            for k, g in contractive["step_matmul_gflop"].items()}
+        conv["fraction_of_matmul_peak" + suffix] = {
+            k: conv["epoch_conv_gflop"] * 1e9 / min(v) / pk for k, v in conv["epoch" + suffix + "_seconds"].items()}
+        conv["contractive_fraction_of_matmul_peak" + suffix] = {
+            k: g * 1e9 / conv["contractive_step" + suffix + "_seconds"][k] / pk
+            for k, g in conv["contractive_step_gflop"].items()}
     flops = mlp_flops(SIZES + SIZES[::-1][1:], X.shape[0])
     a_best, p_best = min(a_times), min(p_times)
     result = {
@@ -390,8 +466,18 @@ def main():
         "epoch_matmul_gflop": flops / 1e9,
         "aekit_fraction_of_matmul_peak": flops / a_best / peak,
         "plain_fraction_of_matmul_peak": flops / p_best / peak,
-        "contractive": contractive_overhead(X, peak=peak),
-        "conv": conv_speed(load_cifar(), args.conv_epochs, args.batch_size, peak),
+        "matmul_peak_gflops_measurements": [p[0] / 1e9 for p in peaks],
+        "aekit_epoch_cpu_seconds": a_cpu,
+        "plain_pytorch_epoch_cpu_seconds": p_cpu,
+        "ratio_aekit_over_plain_best_cpu": min(a_cpu) / min(p_cpu),
+        "matmul_peak_gflops_cpu": peak_cpu / 1e9,
+        "aekit_fraction_of_matmul_peak_cpu": flops / min(a_cpu) / peak_cpu,
+        "plain_fraction_of_matmul_peak_cpu": flops / min(p_cpu) / peak_cpu,
+        "timing_note": "wall-clock best-of timings and, with _cpu, this process's CPU seconds (meaningful for "
+                       "--threads 1 on a shared machine: it leaves out time spent waiting for a core); the peak "
+                       "is the best of matmul measurements taken between the parts, by the same clock",
+        "contractive": contractive,
+        "conv": conv,
     }
     write_result("train_speed", result)
     print(f"epoch: aekit {a_best:.2f}s, plain {p_best:.2f}s, ratio {result['ratio_aekit_over_plain_best']:.3f}; "
@@ -401,6 +487,11 @@ def main():
     print(f"conv epoch: aekit/plain {conv['ratio_aekit_over_plain_best']:.3f}, channels_last/plain "
           f"{conv['ratio_channels_last_over_plain_best']:.3f}; fraction of peak",
           {k: round(v, 3) for k, v in conv["fraction_of_matmul_peak"].items()})
+    print("CPU time: contractive speedups", {k: round(v, 3) for k, v in result["contractive"]["speedup_after_vs_before_cpu"].items()},
+          "fraction of peak", {k: round(v, 3) for k, v in result["contractive"]["fraction_of_matmul_peak_cpu"].items()})
+    print(f"CPU time: conv aekit/plain {conv['ratio_aekit_over_plain_best_cpu']:.3f}, channels_last/plain "
+          f"{conv['ratio_channels_last_over_plain_best_cpu']:.3f}; fraction of peak",
+          {k: round(v, 3) for k, v in conv["fraction_of_matmul_peak_cpu"].items()})
 
 
 if __name__ == "__main__":
