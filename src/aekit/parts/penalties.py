@@ -270,7 +270,8 @@ class Contractive(Penalty):
         """The forward pass's encoding is the one this penalty differentiates when the code
         is noiseless (:meth:`AutoencoderModel.noiseless_code`): the exact route reads the
         hidden outputs, Hutchinson's the graph from x_in to h. With code noise, the penalty
-        runs the encoder again (without the training draw, as before)."""
+        encodes x_in again, as before (the exact route without the noise, Hutchinson's
+        with a draw of its own)."""
         if not model.noiseless_code():
             return ()
         if self.method in ("auto", "exact") and model.encoder_layers() is not None:
