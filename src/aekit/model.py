@@ -75,13 +75,17 @@ class AutoencoderModel(nn.Module):
         x = self.transformed(x)
         return x if self.offset is None else x - self.offset
 
-    def pre_code(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder body's output for x: what the code layer reads."""
+    def pre_code(self, x: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
+        """The encoder body's output for x: what the code layer reads. ``hidden`` (an MLP
+        encoder): a list that receives each hidden layer's output."""
+        if hidden is not None and isinstance(self.encoder, MLP):
+            return self.encoder(self.centred(x), hidden)
         return self.encoder(self.centred(x))
 
-    def encode(self, x: torch.Tensor, *, sample: bool | None = None, eps=None):
-        """The full :class:`CodeOutput` of x (z sampled for a Gaussian code in training)."""
-        return self.code(self.pre_code(x), sample=sample, eps=eps)
+    def encode(self, x: torch.Tensor, *, sample: bool | None = None, eps=None, hidden: list | None = None):
+        """The full :class:`CodeOutput` of x (z sampled for a Gaussian code in training);
+        ``hidden``: see :meth:`pre_code`."""
+        return self.code(self.pre_code(x, hidden), sample=sample, eps=eps)
 
     def encode_point(self, x: torch.Tensor) -> torch.Tensor:
         """The point code of x: h, or μ for a Gaussian code (what ``transform`` returns)."""
@@ -107,6 +111,12 @@ class AutoencoderModel(nn.Module):
             acts = self.encoder.activations if isinstance(self.encoder, MLP) else []
             return linears + [self.code.linear], acts + [self.code.activation]
         return None
+
+    def noiseless_code(self) -> bool:
+        """Whether the code is a deterministic function of the input now (a deterministic code
+        without code noise, or in eval mode): then a penalty may reuse the training forward
+        pass's encoding instead of running the encoder again (see :meth:`terms`)."""
+        return isinstance(self.code, DeterministicCode) and (not self.code.noise or not self.training)
 
     @property
     def is_variational(self) -> bool:
@@ -160,14 +170,25 @@ class AutoencoderModel(nn.Module):
         sums: the usual recon), for explanations of a score.
         """
         w = self.weights() if weighted_only else None
+        active = [] if penalties == "none" else [
+            p for p in self.penalties if (penalties == "all" or p.in_objective) and (w is None or w[p.name])]
+        # What the penalties reuse of this forward pass instead of running the encoder again
+        # (the contractive penalty): the hidden layers' outputs, or a graph from x_in to the code.
+        wants = {want for p in active for want in p.shared_forward(self)}
         x_in = self.corruption(x)
-        code = self.encode(x_in, sample=sample, eps=eps)
+        input_graph = "input_grad" in wants and torch.is_grad_enabled()
+        if input_graph and not x_in.requires_grad:
+            x_in = x_in.detach().requires_grad_(True)
+        hidden = [] if "hidden" in wants else None
+        code = self.encode(x_in, sample=sample, eps=eps, hidden=hidden)
+        if hidden is not None:
+            hidden.append(code.h)
         out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x, per_feature)}
-        if penalties != "none":
-            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard)
-            for penalty in self.penalties:
-                if (penalties == "all" or penalty.in_objective) and (w is None or w[penalty.name]):
-                    out[penalty.name] = penalty(ctx)
+        if active:
+            ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard, hidden=hidden,
+                          input_graph=input_graph)
+            for penalty in active:
+                out[penalty.name] = penalty(ctx)
         return out
 
     def weights(self) -> dict:

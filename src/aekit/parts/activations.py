@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 
 ACTIVATIONS = {
-    "relu": (torch.relu, lambda a, h: (a > 0).to(a.dtype)),
+    "relu": (torch.relu, lambda a, h: (h > 0).to(h.dtype)),   # h > 0 ⇔ a > 0
     "sigmoid": (torch.sigmoid, lambda a, h: h * (1 - h)),
     "tanh": (torch.tanh, lambda a, h: 1 - h * h),
-    "linear": (lambda a: a, lambda a, h: torch.ones_like(a)),
+    "linear": (lambda a: a, lambda a, h: torch.ones_like(h)),
 }
 
 
@@ -27,6 +27,6 @@ def activate(name: str, a: torch.Tensor) -> torch.Tensor:
     return ACTIVATIONS[name][0](a)
 
 
-def derivative(name: str, a: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """φ'(a), given a and h = φ(a)."""
+def derivative(name: str, a: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+    """φ'(a), given a and h = φ(a); each of these four reads h alone (a may be None)."""
     return ACTIVATIONS[name][1](a, h)

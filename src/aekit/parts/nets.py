@@ -36,9 +36,12 @@ class MLP(nn.Module):
         n = len(self.linears)
         return [self.activation] * (n - 1) + [self.out_activation] if n else []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
+        """The output; each layer's output h_l is also appended to ``hidden`` when given."""
         for linear, act in zip(self.linears, self.activations):
             x = activate(act, linear(x))
+            if hidden is not None:
+                hidden.append(x)
         return x
 
 

@@ -15,10 +15,12 @@ A penalty may read the batch's targets ``ctx.y`` (labels, −1 = unlabelled).
 
 The contractive term is exact for MLP encoders: J = D_L W_L ⋯ D_1 W_1 with D_l = diag φ'(a_l),
 formed for each example by a batched chain of matrix products starting from the code side
-(cost ≈ k forward passes as a few large matmuls, where k is the code size). For a one-layer
+(cost ≈ k forward passes as a few large matmuls, where k is the code size), the first layer
+through G = W₁W₁ᵀ with its backward written out (:class:`GramQuadratic`). For a one-layer
 encoder this is the closed form Σ_j φ'(a_j)² ‖W_j‖². For other encoders (convolutional) it
 uses Hutchinson's unbiased estimator ‖J‖²_F = E_v ‖Jᵀv‖², v ~ N(0, I_k), one vector-Jacobian
-product per projection.
+product per projection. Both differentiate the training forward pass's own encoding when the
+code is noiseless (``Context.hidden`` / ``Context.input_graph``), not a second run of f.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .activations import activate, derivative
 from .codes import CodeOutput, gaussian_kl
@@ -75,6 +78,9 @@ class Context:
     model: nn.Module
     y: torch.Tensor | None = None   # the batch's targets, when the loop was given any
     shard: Shard | None = None      # data-parallel training: this rank's part of the batch
+    # Shared from the forward pass when a penalty asked for them (Penalty.shared_forward):
+    hidden: list | None = None      # an MLP encoder's layer outputs h_1 … h_L (h_L = code.h)
+    input_graph: bool = False       # code.h was computed from x_in with x_in requiring grad
 
 
 class Penalty(nn.Module):
@@ -91,6 +97,12 @@ class Penalty(nn.Module):
 
     def forward(self, ctx: Context) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def shared_forward(self, model) -> tuple:
+        """What this penalty reuses of the model's forward pass, if the model provides it:
+        'hidden' (the encoder's layer outputs in ``ctx.hidden``) or 'input_grad' (x_in
+        requires grad before encoding, so ``ctx.code.h`` is differentiable in ``ctx.x_in``)."""
+        return ()
 
     def extra_repr(self):
         return f"weight={self.weight}"
@@ -151,20 +163,26 @@ class WeightDecay(Penalty):
         return sum(w.pow(2).sum() for w in weights)
 
 
-def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Tensor:
+def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations, hidden=None) -> torch.Tensor:
     """‖∂h/∂x‖²_F per example for h = φ_L(W_L ⋯ φ_1(W_1 x + b_1) ⋯ + b_L), exactly.
+
+    ``hidden``: the layer outputs [h_1, …, h_L] of x when the caller already computed them
+    (the training forward pass); else they are computed here.
 
     Forward pass storing φ'(a_l); then M = D_L W_L (n × k × h_{L−1}), and for l = L−1…1:
     M ← (M D_l) W_l, giving J (n × k × d); return Σ J². One layer: Σ_j φ'(a_j)² ‖W_j‖².
     When the first layer narrows (d > h_1) the last product is replaced by Σ (M G) ⊙ M with
     G = W_1 W_1ᵀ, which never forms the n × k × d Jacobian.
     """
-    derivs = []
-    h = x
-    for linear, act in zip(linears, activations):
-        a = linear(h)
-        h = activate(act, a)
-        derivs.append(derivative(act, a, h))
+    if hidden is None:
+        hidden = []
+        h = x
+        for linear, act in zip(linears, activations):
+            h = activate(act, linear(h))
+            hidden.append(h)
+    if len(hidden) != len(linears):
+        raise ValueError(f"hidden must hold one output per layer ({len(linears)}); got {len(hidden)}.")
+    derivs = [derivative(act, None, h) for act, h in zip(activations, hidden)]
     if len(linears) == 1:
         w_sq = linears[0].weight.pow(2).sum(1)                     # ‖W_j‖², shape (k,)
         return (derivs[0].pow(2) * w_sq).sum(1)
@@ -175,15 +193,56 @@ def mlp_jacobian_frobenius_sq(x: torch.Tensor, linears, activations) -> torch.Te
     w1 = linears[0].weight                                         # (h_1, d)
     if w1.shape[1] > w1.shape[0]:
         # ‖M W₁‖²_F = Σ (M G) ⊙ M with G = W₁ W₁ᵀ (h_1 × h_1): cheaper than forming n×k×d.
-        return (torch.matmul(m, w1 @ w1.t()) * m).sum((1, 2))
+        return GramQuadratic.apply(m, w1)
     return torch.matmul(m, w1).pow(2).sum((1, 2))
 
 
-def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode, n_projections: int = 1) -> torch.Tensor:
-    """Unbiased estimate of ‖∂f(x)/∂x‖²_F per example: mean over v ~ N(0, I) of ‖Jᵀ v‖²."""
-    if not x.requires_grad:
-        x = x.detach().requires_grad_(True)
-    h = encode(x)
+class GramQuadratic(torch.autograd.Function):
+    """q_i = ‖M_i W‖²_F = Σ (M_i G) ⊙ M_i with G = W Wᵀ, per example i, for M of shape
+    (n, k, h) and W of shape (h, d); the backward written out:
+
+        ∂q_i/∂M_i = 2 M_i G            (the forward's product P = M G, kept: no new matmul)
+        ∂(Σ_i g_i q_i)/∂W = 2 S W,     S = Σ_i g_i M_iᵀ M_i  (one (h × nk)·(nk × h) product)
+
+    The value is that of ``(torch.matmul(m, w @ w.t()) * m).sum((1, 2))``; autograd's own
+    backward of that expression recomputes M G for ∂/∂M and forms ∂/∂W as two products with
+    W, so writing it out saves one n·k·h² and one h²·d matmul per step (the largest matmuls of
+    the exact contractive step). Gradients of this gradient are not available (an error).
+    """
+
+    @staticmethod
+    def forward(ctx, m, w):
+        n, k, h = m.shape
+        m2 = m.reshape(n * k, h)                                   # one 2-D mm, not batched
+        p = torch.mm(m2, torch.mm(w, w.t()))                       # (n·k, h): M G
+        ctx.save_for_backward(m, w, p)
+        return (p * m2).reshape(n, k * h).sum(1)                   # (n,)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_q):
+        m, w, p = ctx.saved_tensors
+        n, k, h = m.shape
+        g = grad_q.reshape(n, 1, 1)
+        grad_m = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_m = p.reshape(n, k, h) * (2 * g)
+        if ctx.needs_input_grad[1]:
+            s = torch.mm((m * g).reshape(n * k, h).t(), m.reshape(n * k, h))   # (h, h), symmetric
+            grad_w = torch.mm(s, w).mul_(2)
+        return grad_m, grad_w
+
+
+def hutchinson_jacobian_frobenius_sq(x: torch.Tensor, encode=None, n_projections: int = 1, *,
+                                     h: torch.Tensor | None = None) -> torch.Tensor:
+    """Unbiased estimate of ‖∂f(x)/∂x‖²_F per example: mean over v ~ N(0, I) of ‖Jᵀ v‖².
+
+    ``h``: f(x) already computed with x requiring grad (the training forward pass); else
+    h = encode(x) is computed here."""
+    if h is None:
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        h = encode(x)
     total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
     for i in range(n_projections):
         v = torch.randn_like(h)
@@ -207,11 +266,25 @@ class Contractive(Penalty):
         self.method = method
         self.n_projections = int(n_projections)
 
+    def shared_forward(self, model):
+        """The forward pass's encoding is the one this penalty differentiates when the code
+        is noiseless (:meth:`AutoencoderModel.noiseless_code`): the exact route reads the
+        hidden outputs, Hutchinson's the graph from x_in to h. With code noise, the penalty
+        encodes x_in again, as before (the exact route without the noise, Hutchinson's
+        with a draw of its own)."""
+        if not model.noiseless_code():
+            return ()
+        if self.method in ("auto", "exact") and model.encoder_layers() is not None:
+            return ("hidden",)
+        return ("input_grad",) if self.method != "exact" else ()
+
     def forward(self, ctx):
         layers = ctx.model.encoder_layers()
         if self.method == "exact" and layers is None:
             raise ValueError("the exact contractive penalty needs an MLP encoder with a deterministic code; use contractive_method='hutchinson'.")
         if self.method in ("auto", "exact") and layers is not None:
             linears, acts = layers
-            return mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts)
+            return mlp_jacobian_frobenius_sq(ctx.model.centred(ctx.x_in), linears, acts, hidden=ctx.hidden)
+        if ctx.input_graph:
+            return hutchinson_jacobian_frobenius_sq(ctx.x_in, n_projections=self.n_projections, h=ctx.code.h)
         return hutchinson_jacobian_frobenius_sq(ctx.x_in, ctx.model.encode_point, self.n_projections)
