@@ -365,7 +365,7 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
             else:
                 out = model(X[idx], None if y is None else y[idx])
             optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
+            out.total.backward(inputs=params)  # only what the optimiser steps (not a penalty's ∂/∂x̃)
             if parallel:
                 _reduce_gradients(params, ranks)
             optimizer.step()
