@@ -77,7 +77,7 @@ def _require_pythae():
 # -- the one evaluator ------------------------------------------------------------------------
 @torch.no_grad()
 def negative_elbo(encode, decode_logits, X: np.ndarray, n_draws: int = 10, seed: int = 0,
-                  chunk: int = 2000) -> np.ndarray:
+                  code_size: int = CODE, chunk: int = 2000) -> np.ndarray:
     """−ELBO(x) per row of X, in nats, float64:
 
         Σ_pixels BCE(x, σ(g(z_s))) averaged over s = 1..n_draws,  z_s = μ(x) + σ(x) ⊙ ε_s,
@@ -86,7 +86,7 @@ def negative_elbo(encode, decode_logits, X: np.ndarray, n_draws: int = 10, seed:
     ``encode(x) -> (μ, log σ²)`` and ``decode_logits(z) -> logits`` are float64 maps; the
     draws ε_s (float32 normals from torch.Generator().manual_seed(seed), then float64, as
     aekit's score_samples draws them) are the same for every row."""
-    eps = torch.randn(n_draws, CODE, generator=torch.Generator().manual_seed(seed)).double()
+    eps = torch.randn(n_draws, code_size, generator=torch.Generator().manual_seed(seed)).double()
     out = []
     for i in range(0, X.shape[0], chunk):
         x = torch.from_numpy(X[i:i + chunk]).double()
@@ -179,6 +179,30 @@ def copy_weights(aekit_model, pythae_model) -> None:
     for s, d in zip(src, dst):
         d.weight.copy_(s.weight)
         d.bias.copy_(s.bias)
+
+
+@torch.no_grad()
+def check_same_model(aekit_model, pythae_model, X: np.ndarray, seed: int = 0) -> dict:
+    """How far apart the two libraries' models are before training, on the rows X:
+
+    * 'evaluator': max |Δ| of the evaluator's −ELBO per row (float64): 0 up to rounding when
+      the weights were copied into the right layers;
+    * 'own_loss': |Δ| of each library's own batch loss (float32, its own code: aekit's
+      AutoencoderModel.forward, pythae's VAE.loss_function) at the same draw ε, relative to
+      the loss: the two losses are the same function."""
+    a, p = aekit_maps(aekit_model), pythae_maps(pythae_model)
+    gap = np.max(np.abs(negative_elbo(*a, X, n_draws=2, seed=seed) - negative_elbo(*p, X, n_draws=2, seed=seed)))
+    x = torch.from_numpy(X)
+    eps = torch.randn(x.shape[0], CODE, generator=torch.Generator().manual_seed(seed))
+    am, pm = copy.deepcopy(aekit_model).eval(), copy.deepcopy(pythae_model).eval()
+    terms = am.terms(x, eps=eps)
+    a_loss = float((terms["recon"] + terms["kl"]).mean())
+    out = pm.encoder(x)
+    mu, log_var = out.embedding, out.log_covariance
+    z = mu + torch.exp(0.5 * log_var) * eps
+    p_loss = float(pm.loss_function(pm.decoder(z)["reconstruction"], x, mu, log_var, z)[0])
+    return {"evaluator_max_abs_diff": float(gap), "own_loss_aekit": a_loss, "own_loss_pythae": p_loss,
+            "own_loss_relative_diff": abs(a_loss - p_loss) / abs(a_loss)}
 
 
 def aekit_estimator(args, seed: int, **overrides):
@@ -352,6 +376,10 @@ def main():
     sizes = [D, *HIDDEN, 2 * CODE] + [CODE, *HIDDEN[::-1], D]  # both code heads as one 256 → 32 map
     flops = mlp_flops([D, *HIDDEN, 2 * CODE], X.shape[0]) + mlp_flops([CODE, *HIDDEN[::-1], D], X.shape[0])
     init_gap = check_initial_weights(X, args, args.seed)
+    init = aekit_initial_model(X, args.seed)
+    twin = pythae_vae(args.seed)
+    copy_weights(init, twin)
+    same = check_same_model(init, twin, X_test[:1000])
 
     rounds = []
     for r in range(args.rounds):
@@ -400,6 +428,7 @@ def main():
                   "learning_rate": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
                   "validation": "none", "same_initial_weights": True},
         "initial_weights_max_abs_diff_vs_aekit_fit": init_gap,
+        "same_model_check_before_training": same,
         "n_train": int(X.shape[0]), "n_test": int(X_test.shape[0]), "test_draws": args.draws,
         "threads": args.threads,
         "matmul_peak_gflops": peak / 1e9,
