@@ -45,11 +45,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pretrain-epochs", type=int, default=0, help="greedy layer-wise epochs per layer (0: none)")
     ap.add_argument("--name", default="hinton2006")
+    ap.add_argument("--adam-kernel", default="loop", choices=["loop", "foreach"],
+                    help="'loop': the optimiser aekit's loop makes (fused where available); 'foreach': "
+                         "PyTorch's default Adam kernel, as the loop used before issue 11")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    import aekit.train
     from aekit.model import build_model
     from aekit.train import TrainConfig, train
+
+    if args.adam_kernel == "foreach":
+        aekit.train.make_optimizer = lambda params, cfg: torch.optim.Adam(list(params), lr=cfg.learning_rate)
 
     data = load_mnist()
     X, X_test = torch.from_numpy(data.X_train), torch.from_numpy(data.X_test)
