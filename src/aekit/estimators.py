@@ -24,7 +24,7 @@ from ._validation import check_array, check_n_features, check_positive_int, chec
 from .base import AekitEstimator
 from .data.rows import NpyRows, is_out_of_core, stream_stats
 from .model import build_model
-from .parts.codes import DeterministicCode
+from .parts.codes import CodeOutput, DeterministicCode
 from .parts.corruption import infer_image_shape
 from .parts.nets import MLP
 from .pretrain import greedy_pretrain
@@ -326,6 +326,14 @@ class VAE(_NeuralEstimator):
     with z = μ + σ ε (one sample per step). ``loss='bce'`` is a Bernoulli decoder;
     ``loss='mse'`` a Gaussian decoder of variance ½, so −log p(x|z) = Σ(x − x̂)² + (d/2) log π.
     The history records the reconstruction ('recon') and KL ('kl') terms separately.
+
+    ``importance_samples=k`` > 1 trains instead on the importance-weighted bound of Burda,
+    Grosse & Salakhutdinov (2016), the IWAE objective, with k draws per row:
+        −L_k(x) = −log (1/k) Σ_i p(x|z_i) p(z_i) / q(z_i|x),   z_i = μ + σ ε_i,
+    a tighter lower bound on log p(x) than the ELBO (L_1 = ELBO ≤ L_k ≤ L_{k+1} ≤ log p(x) in
+    expectation) at k decoder passes per row. The history then records the one term
+    'iwae' (−L_k without c, as 'recon' drops it; val_loss is −L_k too); L_k with given draws is
+    what :meth:`log_likelihood` estimates with ``n_samples=k``. It needs beta = 1.
     ``transform`` returns μ. With ``conv_channels`` (and ``image_shape``) the encoder and
     decoder are convolutional.
     """
@@ -388,7 +396,10 @@ class VAE(_NeuralEstimator):
         (c: the constant the training loss drops; the (2π)^{k/2} of p and q cancel). It is a
         lower bound in expectation that tightens as k grows (k = 1: the ELBO with one draw)
         and is exact for any k when q(z|x) is the true posterior. The k draws are seeded and
-        the same for every row; they are evaluated at most ``sample_batch`` at a time.
+        the same for every row; they are evaluated at most ``sample_batch`` at a time. The
+        weights are the model's :meth:`~aekit.model.AutoencoderModel.log_weights`, which the
+        IWAE training objective (``importance_samples=k``) reads too: with k draws this
+        estimate is one draw of the bound L_k that objective maximises.
         ``return_std``: also the Monte-Carlo standard error of each row's estimate (delta
         method: sd(w) / (√k · mean(w))).
 
@@ -412,18 +423,11 @@ class VAE(_NeuralEstimator):
             x = x.to(dtype)
             n = x.shape[0]
             code = model.encode(x, sample=False)
-            mu, logvar = code.h.double(), code.logvar.double()                 # (n, m)
-            std = torch.exp(0.5 * logvar)
-            log_w = []
+            code = CodeOutput(z=code.h, h=code.h.double(), logvar=code.logvar.double())   # μ, log σ²: (n, m)
             # s draws at a time for the n rows: n·s·d values per temporary, kept to ~4M
             s = max(1, min(sample_batch, (1 << 22) // max(1, n * x[0].numel())))
-            for e in eps.split(s):                                             # e: (s, m)
-                z = mu[:, None, :] + std[:, None, :] * e[None]                 # (n, s, m)
-                xs = x[:, None].expand(n, e.shape[0], *x.shape[1:]).reshape(n * e.shape[0], *x.shape[1:])
-                recon = model.recon(z.reshape(-1, z.shape[-1]).to(dtype), xs).double().view(n, e.shape[0])
-                log_w.append(-recon + const - 0.5 * z.pow(2).sum(-1) + 0.5 * e.pow(2).sum(-1)[None]
-                             + 0.5 * logvar.sum(-1, keepdim=True))
-            log_w = torch.cat(log_w, 1)                                        # (n, k)
+            # the draws and log-weights in float64, the networks in ``dtype`` (log_weights casts)
+            log_w = torch.cat([model.log_weights(x, code, e) for e in eps.split(s)], 1) + const   # (n, k)
             ll = torch.logsumexp(log_w, 1) - math.log(k)
             w = torch.exp(log_w - log_w.max(1, keepdim=True).values)           # scaled weights
             if k == 1:  # no standard error from one draw

@@ -10,16 +10,30 @@ penalty; they combine freely. :func:`build_model` makes one from the declared se
 One method computes a batch's per-example terms, :meth:`AutoencoderModel.terms`; training
 (``forward``), evaluation and scores (:meth:`AutoencoderModel.objective`), and a VAE's ELBO
 all read their numbers from it.
+
+A VAE with ``importance_samples`` = k > 1 trains on the IWAE bound (Burda, Grosse &
+Salakhutdinov 2016) instead of the ELBO:
+
+    −L_k(x) = −log (1/k) Σ_i w_i,   log w_i = −L(x, g(z_i)) + log p(z_i) − log q(z_i|x),
+    z_i = μ + σ ⊙ ε_i  (k draws per row, decoded as n·k rows in one pass)
+
+Its reconstruction and KL no longer separate, so in :meth:`~AutoencoderModel.terms` the
+one term 'iwae' (weight 1, like 'recon') replaces both 'recon' and 'kl' whenever z is drawn
+(training, validation); at z = μ (``sample=False``) and for given single draws the terms
+stay the ELBO's. Like 'recon' it drops the constant c of log p(x|z) (−(d/2) log π for a
+Gaussian decoder): L_k = c − iwae, in the units of ``VAE.log_likelihood``, whose estimate
+with k draws is the same L_k (:meth:`~AutoencoderModel.log_weights` serves both).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .parts.codes import BinaryCode, DeterministicCode, GaussianCode
+from .parts.codes import BinaryCode, DeterministicCode, GaussianCode, log_prior_ratio
 from .parts.corruption import IMAGE_NOISES, NoCorruption, infer_image_shape, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
@@ -122,6 +136,35 @@ class AutoencoderModel(nn.Module):
     def is_variational(self) -> bool:
         return isinstance(self.code, GaussianCode)
 
+    @property
+    def importance_samples(self) -> int:
+        """k, the draws of z per row in a VAE's training objective (1: the ELBO; else IWAE)."""
+        return self.code.importance_samples if self.is_variational else 1
+
+    def log_weights(self, x: torch.Tensor, code, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """The log importance weights of log p(x) with q(z|x) as the proposal, (n, k):
+
+            log w_i = −L(x, g(z_i)) + log p(z_i) − log q(z_i|x),   z_i = μ + σ ⊙ ε_i
+
+        up to the constant c of log p(x|z) that the loss drops. ``code``: the Gaussian
+        :class:`CodeOutput` of x (μ, log σ²); ``eps``: the draws, (k, m) for every row or
+        (n, k, m), else ``importance_samples`` fresh draws per row. The n·k codes go through
+        the decoder as one batch."""
+        z, eps = self.code.draws(code, eps)                              # (n, k, m)
+        n, k = z.shape[:2]
+        xs = x[:, None].expand(n, k, *x.shape[1:]).reshape(n * k, *x.shape[1:])
+        # the decoder runs in x's precision; the weights are combined in z's (log_likelihood:
+        # a float32 network, float64 draws and weights)
+        recon = self.recon(z.reshape(n * k, z.shape[-1]).to(x.dtype), xs).to(z.dtype).view(n, k)
+        return -recon + log_prior_ratio(z, eps, code.logvar)             # (n, k)
+
+    def iwae(self, x: torch.Tensor, code, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """−L_k per example, −log (1/k) Σ_i w_i (see :meth:`log_weights`; c dropped), (n,).
+        k = 1 is one draw of the ELBO with its KL estimated by that draw; E[L_k] grows with k
+        towards log p(x) and equals it for every k when q(z|x) is the true posterior."""
+        log_w = self.log_weights(x, code, eps)
+        return math.log(log_w.shape[1]) - torch.logsumexp(log_w, 1)
+
     @torch.no_grad()
     def init_from_data(self, X: torch.Tensor) -> None:
         """Start from the data's mean: offset m = mean(X) when centring, and the decoder's
@@ -168,10 +211,19 @@ class AutoencoderModel(nn.Module):
         ``shard`` (data-parallel training) tells batch-level penalties the global batch.
         ``per_feature``: 'recon' is the (n, d) array of L's per-input-dimension terms (row
         sums: the usual recon), for explanations of a score.
+
+        A VAE with ``importance_samples`` > 1 whose z is drawn (training mode or
+        ``sample=True``), or any VAE given ``eps`` of shape (n, k, m), returns the IWAE
+        bound as the one objective term 'iwae' (:meth:`iwae`) in place of 'recon' and 'kl'.
         """
         w = self.weights() if weighted_only else None
+        iwae = self.is_variational and (eps.ndim == 3 if eps is not None else
+                                        self.importance_samples > 1 and (self.training if sample is None else sample))
+        if iwae and per_feature:
+            raise ValueError("per_feature terms are not defined for the IWAE bound (importance_samples > 1).")
         active = [] if penalties == "none" else [
-            p for p in self.penalties if (penalties == "all" or p.in_objective) and (w is None or w[p.name])]
+            p for p in self.penalties if (penalties == "all" or p.in_objective) and (w is None or w[p.name])
+            and not (iwae and isinstance(p, PriorKL))]                   # the IWAE bound holds the KL
         # What the penalties reuse of this forward pass instead of running the encoder again
         # (the contractive penalty): the hidden layers' outputs, or a graph from x_in to the code.
         wants = {want for p in active for want in p.shared_forward(self)}
@@ -180,10 +232,14 @@ class AutoencoderModel(nn.Module):
         if input_graph and not x_in.requires_grad:
             x_in = x_in.detach().requires_grad_(True)
         hidden = [] if "hidden" in wants else None
-        code = self.encode(x_in, sample=sample, eps=eps, hidden=hidden)
+        # the IWAE bound reads μ, log σ² (z = μ here) and makes its own k draws
+        code = self.encode(x_in, sample=False if iwae else sample, eps=None if iwae else eps, hidden=hidden)
         if hidden is not None:
             hidden.append(code.h)
-        out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x, per_feature)}
+        if iwae:
+            out = {} if w is not None and not w["iwae"] else {"iwae": self.iwae(x, code, eps)}
+        else:
+            out = {} if w is not None and not w["recon"] else {"recon": self.recon(code.z, x, per_feature)}
         if active:
             ctx = Context(x=x, x_in=x_in, code=code, model=self, y=y, shard=shard, hidden=hidden,
                           input_graph=input_graph)
@@ -192,8 +248,8 @@ class AutoencoderModel(nn.Module):
         return out
 
     def weights(self) -> dict:
-        """The weight of each term in the loss."""
-        return {"recon": self.recon_weight, **{p.name: p.weight for p in self.penalties}}
+        """The weight of each term in the loss ('iwae', a VAE's IWAE bound, weighs as 'recon')."""
+        return {"recon": self.recon_weight, "iwae": self.recon_weight, **{p.name: p.weight for p in self.penalties}}
 
     def penalty(self, name: str):
         """The penalty called ``name`` (e.g. 'supervised' for a head), or None."""
@@ -246,7 +302,8 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
 
     ``conv_channels`` (with ``image_shape``) makes a convolutional encoder/decoder; else an
     MLP ``n_features → hidden_layer_sizes → n_components`` mirrored by the decoder.
-    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω;
+    ``variational=True`` makes the code Gaussian (a VAE) with its KL × beta in Ω, or, with
+    ``importance_samples`` = k > 1 (and beta = 1), trained on the IWAE bound with k draws;
     ``binary_code`` ('noise' or 'straight-through') makes it binary (semantic hashing).
     ``output_activation`` (MLP decoders) is applied to the decoder's output before the loss:
     a greedy stage that reconstructs a ReLU or tanh layer's codes uses it.
@@ -261,6 +318,14 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
     if p["n_components"] is None:
         raise ValueError("n_components must be an integer >= 1 for a neural autoencoder; got None.")
     variational = bool(extra.get("variational", False))
+    if p["importance_samples"] > 1:
+        if not variational:
+            raise ValueError(f"importance_samples={p['importance_samples']} needs a Gaussian code (a VAE, "
+                             "variational=True); a deterministic code has nothing to sample.")
+        if p["beta"] != 1.0:
+            raise ValueError(f"importance_samples={p['importance_samples']} needs beta=1 (got beta={p['beta']:g}): "
+                             "the IWAE bound has no separate KL term for beta to weight; use importance_samples=1 "
+                             "for a beta-VAE.")
     value_range = extra.get("value_range", (0.0, 1.0))
     loss = "mse" if p["loss"] == "auto" else p["loss"]
     hidden, tied, conv = list(p["hidden_layer_sizes"]), p["tied"], p["conv_channels"]
@@ -284,7 +349,7 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
             raise ValueError("tied weights are not available with a Gaussian (VAE) code.")
         if p["binary_code"] is not None:
             raise ValueError("a code is either Gaussian (variational) or binary (binary_code), not both.")
-        code = GaussianCode(features, k)
+        code = GaussianCode(features, k, p["importance_samples"])
     elif p["binary_code"] is not None:
         code = BinaryCode(features, k, p["binary_code"], p["code_noise"])
     else:

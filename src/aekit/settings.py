@@ -199,6 +199,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("variational", "bool", False, "a Gaussian (VAE) code: z = μ + σε in training, KL·beta in the loss",
             ("code_kind",)),
     Setting("beta", "float", 1.0, "weight β of a VAE's KL term", ("variational", "model"), low=0),
+    Setting("importance_samples", "int", 1, "draws of z per row in a VAE's training objective: 1 trains on the "
+            "ELBO; k > 1 on the tighter importance-weighted bound L_k of Burda et al. 2016 (IWAE; k decoder passes "
+            "per row; needs beta=1)", ("variational", "model"), low=1),
     Setting("n_score_samples", "int", 10, "draws of z per row in a VAE's score_samples (the ELBO)", ("variational",), low=1),
     # -- loss and corruption -------------------------------------------------------------
     Setting("loss", "choice", "auto", "reconstruction loss: 'mse', 'bce' (data in [0, 1]), 'multinomial' (word "

@@ -7,6 +7,9 @@
                    inference (both):              h = z = 1[σ(a) > ½] = 1[a > 0] ∈ {0, 1}
     Gaussian       μ = W_μ f + b_μ,  log σ² = W_v f + b_v,  z = μ + σ ⊙ ε,  ε ~ N(0, I)
                    KL(q(z|x) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)     (closed form)
+                   k draws per row (importance sampling, IWAE):  z_i = μ + σ ⊙ ε_i,  i = 1..k,
+                   log p(z_i) − log q(z_i|x) = −½‖z_i‖² + ½‖ε_i‖² + ½ Σ_j log σ_j²
+                   (the (2π)^{m/2} of p and q cancel; its mean over ε is −KL)
 
 ``CodeOutput.z`` goes to the decoder; ``CodeOutput.h`` is the code's point value, what
 ``transform`` returns (h, or μ for a Gaussian code). A Gaussian code samples z only in
@@ -88,12 +91,21 @@ class BinaryCode(nn.Module):
 
 
 class GaussianCode(nn.Module):
-    """q(z|x) = N(μ, diag σ²), reparameterised: z = μ + σ ε."""
+    """q(z|x) = N(μ, diag σ²), reparameterised: z = μ + σ ε.
 
-    def __init__(self, in_features: int, size: int):
+    ``importance_samples`` = k: how many draws of z per row the training objective uses
+    (1: the ELBO; k > 1: the IWAE bound, see :meth:`aekit.model.AutoencoderModel.iwae`);
+    :meth:`draws` makes them.
+    """
+
+    def __init__(self, in_features: int, size: int, importance_samples: int = 1):
         super().__init__()
         self.mu = nn.Linear(int(in_features), int(size))
         self.logvar = nn.Linear(int(in_features), int(size))
+        if isinstance(importance_samples, bool) or int(importance_samples) != importance_samples \
+                or importance_samples < 1:
+            raise ValueError(f"importance_samples must be an integer >= 1; got {importance_samples!r}.")
+        self.importance_samples = int(importance_samples)
 
     def forward(self, features: torch.Tensor, sample: bool | None = None, eps=None) -> CodeOutput:
         """``eps`` (shape (k,) or (n, k)) gives the draws ε; else they are drawn when sampling."""
@@ -105,6 +117,23 @@ class GaussianCode(nn.Module):
         else:
             z = mu
         return CodeOutput(z=z, h=mu, logvar=logvar)
+
+    def draws(self, code: CodeOutput, eps: torch.Tensor | None = None):
+        """k draws of z per row, z_i = μ + σ ⊙ ε_i: (z, ε), z of shape (n, k, m).
+
+        ``eps``: the draws ε, (k, m) shared by every row or (n, k, m) one set per row;
+        else k = ``importance_samples`` fresh draws per row."""
+        mu, std = code.h, torch.exp(0.5 * code.logvar)                   # (n, m)
+        if eps is None:
+            eps = torch.randn(mu.shape[0], self.importance_samples, mu.shape[1], dtype=mu.dtype, device=mu.device)
+        return mu[:, None, :] + std[:, None, :] * eps, eps               # (n, k, m)
+
+
+def log_prior_ratio(z: torch.Tensor, eps: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log p(z) − log q(z|x) for draws z = μ + σ ⊙ ε of q = N(μ, diag σ²), p = N(0, I):
+    −½‖z‖² + ½‖ε‖² + ½ Σ_j log σ_j² per draw (the (2π)^{m/2} cancel). z: (n, k, m);
+    ε: (n, k, m) or (k, m); log σ²: (n, m). Returns (n, k); its mean over ε is −KL(q ‖ p)."""
+    return -0.5 * z.pow(2).sum(-1) + 0.5 * eps.pow(2).sum(-1) + 0.5 * logvar.sum(-1, keepdim=True)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

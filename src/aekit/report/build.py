@@ -602,6 +602,8 @@ def _loss_label(est) -> str:
         return "loss per example"
     if "kl" in est.history_[0]:
         return f"−ELBO = {what} + β·KL, per example"
+    if "iwae" in est.history_[0]:
+        return f"−L_k, the IWAE bound (k = {est.importance_samples}), per example"
     return f"{what}{' + penalties' if any(k not in (*_LOG_KEYS, 'recon') for k in est.history_[0]) else ''} per example"
 
 

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DPI = 100
-_TERM_LABELS = {"recon": "reconstruction", "kl": "KL(q(z|x) ‖ p(z))", "l1": "L1 on the code",
+_TERM_LABELS = {"recon": "reconstruction", "kl": "KL(q(z|x) ‖ p(z))", "iwae": "−L_k (IWAE bound)", "l1": "L1 on the code",
                 "kl_sparsity": "KL sparsity", "contractive": "contractive", "weight_decay": "weight decay"}
 
 
@@ -225,8 +225,8 @@ def loss_curves_figure(history, *, ylabel: str = "loss per example") -> bytes:
         raise ValueError("loss_curves_figure needs a non-empty history.")
     epochs = [h["epoch"] for h in history]
     terms = [k for k in history[0] if k not in ("epoch", "loss", "val_loss", "lr", "time", "stage")]
-    if terms == ["recon"] and _same(history, "recon", "loss"):
-        terms = []  # no penalty: the reconstruction term is the loss
+    if terms in (["recon"], ["iwae"]) and _same(history, terms[0], "loss"):
+        terms = []  # no penalty: the reconstruction term (a VAE's IWAE bound) is the loss
     fig = _new_figure(11 if terms else 6.4, 4.2)
     axes = fig.subplots(1, 2 if terms else 1, squeeze=False)[0]
     ax = axes[0]

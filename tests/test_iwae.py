@@ -1,0 +1,197 @@
+"""The IWAE objective (VAE ``importance_samples=k``): the bound against brute force and the
+closed form of a linear-Gaussian VAE, its relation to the ELBO, gradients, settings.
+
+The linear-Gaussian VAE: decoder x = W z + b with p(x|z) = N(Wz + b, ½ I) (the 'mse' loss),
+p(z) = N(0, I), so log p(x) = log N(x; b, W Wᵀ + ½ I) in closed form; W has orthogonal
+columns, so the true posterior is diagonal and the encoder can be set to it.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.datasets import load_digits
+from torch.distributions import Normal
+
+import aekit
+from aekit.model import build_model
+
+
+def linear_gaussian_vae(exact_posterior: bool, d=6, m=2, seed=0, importance_samples=1):
+    """(vae, X rows, exact log p(x) of those rows)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(200, d)).astype(np.float32)
+    vae = aekit.VAE(n_components=m, hidden_layer_sizes=(), loss="mse", epochs=2, random_state=seed,
+                    importance_samples=importance_samples).fit(X)
+    Q, _ = np.linalg.qr(rng.normal(size=(d, m)))
+    W = Q * np.array([1.5, 0.7])[:m]
+    b = rng.normal(size=d)
+    Sigma = 1.0 / (1.0 + 2.0 * np.sum(W * W, 0))         # the posterior's (diagonal) covariance
+    model = vae.model_
+    with torch.no_grad():
+        model.decoder.linears[0].weight.copy_(torch.from_numpy(W))
+        model.decoder.linears[0].bias.copy_(torch.from_numpy(b))
+        if exact_posterior:
+            A = 2.0 * Sigma[:, None] * W.T                 # μ = A (x − b)
+            model.code.mu.weight.copy_(torch.from_numpy(A))
+            model.code.mu.bias.copy_(torch.from_numpy(-A @ b))
+            model.code.logvar.weight.zero_()
+            model.code.logvar.bias.copy_(torch.from_numpy(np.log(Sigma)))
+    W = model.decoder.linears[0].weight.detach().double().numpy()   # as stored (float32-rounded)
+    b = model.decoder.linears[0].bias.detach().double().numpy()
+    exact = multivariate_normal(mean=b, cov=W @ W.T + 0.5 * np.eye(d)).logpdf(X[:40].astype(np.float64))
+    return vae, X[:40], exact
+
+
+def bound(vae, X, eps):
+    """L_k per row, c − iwae (the constant log_likelihood uses), for the draws eps (n, k, m)."""
+    model = vae._scoring_model()
+    with torch.no_grad():
+        t = model.terms(torch.from_numpy(X).double(), eps=eps)
+    assert set(t) == {"iwae"}
+    return vae._log_likelihood_constant() - t["iwae"].numpy()
+
+
+def brute_force_bound(vae, X, eps):
+    """log (1/k) Σ_i p(x|z_i) p(z_i) / q(z_i|x) with every density written out (torch.distributions),
+    one draw at a time."""
+    model = vae._scoring_model()
+    x = torch.from_numpy(X).double()
+    code = model.encode(x, sample=False)
+    std = torch.exp(0.5 * code.logvar)
+    log_w = []
+    for i in range(eps.shape[1]):
+        z = code.h + std * eps[:, i]
+        x_hat = model.decoder(z)
+        log_w.append(Normal(x_hat, math.sqrt(0.5)).log_prob(x).sum(1) + Normal(0.0, 1.0).log_prob(z).sum(1)
+                     - Normal(code.h, std).log_prob(z).sum(1))
+    return (torch.logsumexp(torch.stack(log_w, 1), 1) - math.log(eps.shape[1])).detach().numpy()
+
+
+def test_the_bound_against_brute_force_densities():
+    vae, X, _ = linear_gaussian_vae(exact_posterior=False)
+    eps = torch.randn(len(X), 7, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    np.testing.assert_allclose(bound(vae, X, eps), brute_force_bound(vae, X, eps), rtol=0, atol=1e-9)
+
+
+def test_k1_is_one_draw_of_the_elbo():
+    """L_1 = −recon(z) + c − (log q(z|x) − log p(z)) for the same draw z; its mean over draws is the
+    ELBO with the closed-form KL; and importance_samples=1 leaves the ELBO's terms as they were."""
+    vae, X, _ = linear_gaussian_vae(exact_posterior=False)
+    model = vae._scoring_model()
+    x = torch.from_numpy(X).double()
+    eps = torch.randn(len(X), 1, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        elbo_terms = model.terms(x, eps=eps[:, 0])                      # the ELBO's terms, same ε
+        code = model.encode(x, sample=False)
+        z = code.h + torch.exp(0.5 * code.logvar) * eps[:, 0]
+        std = torch.exp(0.5 * code.logvar)
+        log_q_over_p = Normal(code.h, std).log_prob(z).sum(1) - Normal(0.0, 1.0).log_prob(z).sum(1)
+        l1 = vae._log_likelihood_constant() - model.terms(x, eps=eps)["iwae"]
+    assert set(elbo_terms) == {"recon", "kl"}
+    np.testing.assert_allclose(l1, -elbo_terms["recon"] + vae._log_likelihood_constant() - log_q_over_p,
+                               rtol=0, atol=1e-9)
+    # averaged over many draws L_1 is the ELBO with the closed-form KL (same recon draws)
+    R = 4000                                                             # draws per row
+    Xr = np.repeat(X, R, axis=0)
+    many = torch.randn(len(Xr), 1, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    with torch.no_grad():
+        elbo = vae._log_likelihood_constant() - model.objective(torch.from_numpy(Xr).double(), eps=many[:, 0])
+    diff = bound(vae, Xr, many).reshape(len(X), R) - elbo.numpy().reshape(len(X), R)   # KL − its 1-draw estimate
+    se = diff.std(1) / np.sqrt(R)
+    assert np.all(np.abs(diff.mean(1)) < 4.5 * se) and np.mean(np.abs(diff.mean(1)) / se) < 1.2
+    # k = 1 trains on the ELBO exactly as before: same terms, same history
+    rng = np.random.default_rng(0)
+    Xd = rng.random((120, 16)).astype(np.float32)
+    a = aekit.VAE(n_components=2, hidden_layer_sizes=(8,), epochs=2, random_state=0).fit(Xd)
+    b = aekit.VAE(n_components=2, hidden_layer_sizes=(8,), epochs=2, random_state=0, importance_samples=1).fit(Xd)
+    assert [{k: r[k] for k in ("recon", "kl", "loss")} for r in a.history_] == \
+        [{k: r[k] for k in ("recon", "kl", "loss")} for r in b.history_]
+
+
+def test_exact_for_any_k_when_q_is_the_true_posterior():
+    vae, X, exact = linear_gaussian_vae(exact_posterior=True)
+    for k in (1, 5):
+        eps = torch.randn(len(X), k, 2, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
+        np.testing.assert_allclose(bound(vae, X, eps), exact, rtol=0, atol=1e-5)
+
+
+def test_below_log_px_and_growing_with_k():
+    vae, X, exact = linear_gaussian_vae(exact_posterior=False)
+    gen = torch.Generator().manual_seed(4)
+    means = []
+    for k in (1, 4, 32):
+        reps = 2048 // k                                   # the same number of draws for every k
+        eps = torch.randn(len(X), reps * k, 2, generator=gen, dtype=torch.float64)
+        means.append(np.mean([bound(vae, X, e) for e in eps.split(k, dim=1)]))
+    assert means[0] < means[1] < means[2] < exact.mean(), (means, exact.mean())
+    assert exact.mean() - means[2] < exact.mean() - means[0]
+
+
+def test_training_uses_the_bound_and_gradients_flow():
+    torch.manual_seed(0)
+    X = torch.from_numpy((load_digits().data[:64] / 16).astype(np.float32))
+    model = build_model(64, n_components=3, hidden_layer_sizes=(16,), loss="bce", variational=True,
+                        importance_samples=4, weight_decay=1e-4)
+    model.train()
+    out = model(X)
+    assert set(out.terms) == {"iwae", "weight_decay", "loss"}      # the KL is inside the bound
+    out.total.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    # the gradient is the brute-force bound's: the same draws through a loop over k
+    eps = torch.randn(64, 4, 3, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for how in ("model", "loop"):
+        model.zero_grad()
+        if how == "model":
+            value = model.terms(X, eps=eps, penalties="none")["iwae"].mean()
+        else:
+            code = model.encode(X, sample=False)
+            std = torch.exp(0.5 * code.logvar)
+            log_w = []
+            for i in range(4):
+                z = code.h + std * eps[:, i]
+                log_w.append(-model.recon(z, X) + Normal(0.0, 1.0).log_prob(z).sum(1)
+                             - Normal(code.h, std).log_prob(z).sum(1))
+            value = (math.log(4) - torch.logsumexp(torch.stack(log_w, 1), 1)).mean()
+        value.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+    # at z = μ (no draws: the divergence probe) the objective stays the ELBO's recon + KL
+    model.eval()
+    with torch.no_grad():
+        t = model.terms(X, sample=False, penalties="objective")
+    assert set(t) == {"recon", "kl"}
+
+
+def test_history_validation_and_save_load(tmp_path):
+    X = (load_digits().data[:300] / 16).astype(np.float32)
+    vae = aekit.VAE(n_components=3, hidden_layer_sizes=(16,), epochs=2, random_state=0, importance_samples=3,
+                    validation_fraction=0.2).fit(X)
+    rec = vae.history_[-1]
+    assert "iwae" in rec and "kl" not in rec and "recon" not in rec and rec["loss"] == rec["iwae"]
+    assert np.isfinite(rec["val_loss"])
+    path = aekit.save(vae, tmp_path / "iwae")
+    back = aekit.load(path)
+    assert back.importance_samples == 3 and back.model_.importance_samples == 3
+    eps = torch.randn(10, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    np.testing.assert_allclose(bound(back, X[:10], eps), bound(vae, X[:10], eps), rtol=0, atol=0)
+    np.testing.assert_allclose(back.log_likelihood(X[:10], n_samples=20), vae.log_likelihood(X[:10], n_samples=20))
+
+
+def test_bad_settings():
+    X = (load_digits().data[:50] / 16).astype(np.float32)
+    for bad in (0, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="importance_samples"):
+            aekit.VAE(importance_samples=bad, epochs=1).fit(X)
+    with pytest.raises(ValueError, match="beta=1"):
+        aekit.VAE(importance_samples=2, beta=0.5, epochs=1).fit(X)
+    aekit.VAE(importance_samples=1, beta=0.5, n_components=2, hidden_layer_sizes=(8,), epochs=1).fit(X)  # fine
+    with pytest.raises(ValueError, match="Gaussian code"):
+        build_model(64, n_components=2, importance_samples=2)
+    model = build_model(64, n_components=2, hidden_layer_sizes=(8,), variational=True, importance_samples=2)
+    with pytest.raises(ValueError, match="per_feature"):
+        model.train().terms(torch.rand(4, 64), per_feature=True)
