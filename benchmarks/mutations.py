@@ -38,6 +38,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 F = "tests/test_features.py"
 T = "tests/test_training.py"
 P = "tests/test_parts.py"
+I = "tests/test_iwae.py"
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,32 @@ MUTATIONS = [
              "if False:",
              "code_noise adds no noise before the code activation",
              (f"{F}::test_code_noise_makes_sigmoid_codes_binary",)),
+    # -- the IWAE objective (VAE importance_samples) ---------------------------------------------
+    Mutation("iwae-mean-not-logmeanexp", "src/aekit/model.py",
+             "return math.log(log_w.shape[1]) - torch.logsumexp(log_w, 1)",
+             "return -log_w.mean(1)",
+             "the IWAE term averages log w (k draws of the ELBO) instead of log-mean-exp",
+             (f"{I}::test_below_log_px_and_growing_with_k", f"{I}::test_the_bound_against_brute_force_densities")),
+    Mutation("iwae-prior-ratio-wrong", "src/aekit/parts/codes.py",
+             " + 0.5 * eps.pow(2).sum(-1) + 0.5",
+             " + 0.5",
+             "log p(z) − log q(z|x) forgets q's ½‖ε‖²",
+             (f"{I}::test_the_bound_against_brute_force_densities", f"{I}::test_exact_for_any_k_when_q_is_the_true_posterior")),
+    Mutation("iwae-kl-counted-twice", "src/aekit/model.py",
+             "            skip = PriorKL                                                # inside the bound",
+             "            skip = ()",
+             "the KL penalty is added on top of the IWAE bound that already holds it",
+             (f"{I}::test_training_uses_the_bound_and_gradients_flow", f"{I}::test_the_bound_against_brute_force_densities")),
+    Mutation("iwae-draws-detached", "src/aekit/parts/codes.py",
+             "return mu[:, None, :] + std[:, None, :] * eps, eps",
+             "return (mu[:, None, :] + std[:, None, :] * eps).detach(), eps",
+             "no gradient reaches the encoder through the k draws",
+             (f"{I}::test_training_uses_the_bound_and_gradients_flow",)),
+    Mutation("iwae-setting-dropped", "src/aekit/model.py",
+             'code = GaussianCode(features, k, p["importance_samples"])',
+             "code = GaussianCode(features, k)",
+             "importance_samples never reaches the Gaussian code: the VAE trains on the ELBO",
+             (f"{I}::test_history_validation_and_save_load",)),
 ]
 
 
