@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="fixed epochs instead of the time plan")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="vae_likelihood")
+    ap.add_argument("--save", default="/tmp/vae_likelihood.safetensors",
+                    help="where the trained model is saved before the (long) evaluation")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_mnist()
@@ -84,8 +86,12 @@ def main():
     result.update(epochs_run=len(vae.history_), train_seconds_including_planning=train_seconds,
                   train_loss_last=vae.history_[-1]["loss"],
                   loss_curve=[round(r["loss"], 3) for r in vae.history_][:: max(1, len(vae.history_) // 50)])
+    import aekit
+
+    aekit.save(vae, args.save)
     print(f"trained {len(vae.history_)} epochs in {train_seconds / 60:.1f} min; last loss {vae.history_[-1]['loss']:.2f}")
 
+    print(f"saved {args.save}; evaluating", flush=True)
     t0 = time.perf_counter()
     result["test_negative_elbo"] = float(-np.mean(vae.score_samples(X_test)))  # −ELBO, n_score_samples draws
     ll, se = vae.log_likelihood(X_test, n_samples=args.k, random_state=0, return_std=True)

@@ -419,20 +419,26 @@ class VAE(_NeuralEstimator):
         dtype = torch.float64 if precision == "float64" else torch.float32
         const = self._log_likelihood_constant()
 
-        def estimate(x):
+        # s draws at a time for r rows: r·s·d values per temporary, kept to ~4M. Rows go in
+        # blocks of r (not s shrunk to fit a chunk's thousands of rows: thousands of passes
+        # of one draw each fragmented the heap until a k = 5000 run on 10,000 rows was killed)
+        s = min(sample_batch, k)
+        r = max(1, (1 << 22) // (s * self.n_features_in_))
+
+        def estimate_rows(x):
             x = x.to(dtype)
-            n = x.shape[0]
             code = model.encode(x, sample=False)
-            code = CodeOutput(z=code.h, h=code.h.double(), logvar=code.logvar.double())   # μ, log σ²: (n, m)
-            # s draws at a time for the n rows: n·s·d values per temporary, kept to ~4M
-            s = max(1, min(sample_batch, (1 << 22) // max(1, n * x[0].numel())))
+            code = CodeOutput(z=code.h, h=code.h.double(), logvar=code.logvar.double())   # μ, log σ²: (r, m)
             # the draws and log-weights in float64, the networks in ``dtype`` (log_weights casts)
-            log_w = torch.cat([model.log_weights(x, code, e) for e in eps.split(s)], 1) + const   # (n, k)
+            log_w = torch.cat([model.log_weights(x, code, e) for e in eps.split(s)], 1) + const   # (r, k)
             ll = torch.logsumexp(log_w, 1) - math.log(k)
             w = torch.exp(log_w - log_w.max(1, keepdim=True).values)           # scaled weights
             if k == 1:  # no standard error from one draw
                 return ll[:, None]
             return torch.stack([ll, w.std(1, unbiased=True) / (math.sqrt(k) * w.mean(1))], 1)
+
+        def estimate(x):
+            return torch.cat([estimate_rows(xb) for xb in x.split(r)])
 
         out = self._map(estimate, X, what="log_likelihood", dtype=np.float64)
         if not return_std:
