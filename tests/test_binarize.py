@@ -8,6 +8,13 @@ import aekit
 from aekit.model import build_model
 
 
+def _spied(binarize="dynamic", rows=32):
+    """A small bce model, the record of what it sees (see _spy) and a batch of 0.3s."""
+    torch.manual_seed(0)
+    model = build_model(16, n_components=2, hidden_layer_sizes=(8,), loss="bce", binarize=binarize)
+    return model, _spy(model), torch.full((rows, 16), 0.3)
+
+
 def _spy(model):
     """Record what the loss compares with (targets) and what the encoder reads (inputs)."""
     seen = {"target": [], "input": []}
@@ -23,10 +30,7 @@ def _spy(model):
 
 
 def test_training_batches_are_bernoulli_draws_of_the_data_input_and_target_alike():
-    torch.manual_seed(0)
-    model = build_model(16, n_components=2, hidden_layer_sizes=(8,), loss="bce", binarize="dynamic")
-    seen = _spy(model)
-    x = torch.full((256, 16), 0.3)
+    model, seen, x = _spied(rows=256)
     model.train()
     model(x)
     model(x)
@@ -38,10 +42,7 @@ def test_training_batches_are_bernoulli_draws_of_the_data_input_and_target_alike
 
 
 def test_scores_and_validation_read_the_data_as_given():
-    torch.manual_seed(0)
-    model = build_model(16, n_components=2, hidden_layer_sizes=(8,), loss="bce", binarize="dynamic")
-    seen = _spy(model)
-    x = torch.full((32, 16), 0.3)
+    model, seen, x = _spied()
     model.eval()
     model(x)
     model.objective(x)
@@ -49,9 +50,7 @@ def test_scores_and_validation_read_the_data_as_given():
 
 
 def test_without_binarize_the_data_is_used_as_given():
-    model = build_model(16, n_components=2, hidden_layer_sizes=(8,), loss="bce")
-    seen = _spy(model)
-    x = torch.full((32, 16), 0.3)
+    model, seen, x = _spied(binarize=None)
     model.train()
     model(x)
     assert torch.equal(seen["target"][0], x)

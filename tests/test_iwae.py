@@ -11,38 +11,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits
 from torch.distributions import Normal
 
 import aekit
 from aekit.model import build_model
+from conftest import linear_gaussian_vae as _linear_gaussian_vae
 
 
 def linear_gaussian_vae(exact_posterior: bool, d=6, m=2, seed=0, importance_samples=1):
-    """(vae, X rows, exact log p(x) of those rows)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(200, d)).astype(np.float32)
-    vae = aekit.VAE(n_components=m, hidden_layer_sizes=(), loss="mse", epochs=2, random_state=seed,
-                    importance_samples=importance_samples).fit(X)
-    Q, _ = np.linalg.qr(rng.normal(size=(d, m)))
-    W = Q * np.array([1.5, 0.7])[:m]
-    b = rng.normal(size=d)
-    Sigma = 1.0 / (1.0 + 2.0 * np.sum(W * W, 0))         # the posterior's (diagonal) covariance
-    model = vae.model_
-    with torch.no_grad():
-        model.decoder.linears[0].weight.copy_(torch.from_numpy(W))
-        model.decoder.linears[0].bias.copy_(torch.from_numpy(b))
-        if exact_posterior:
-            A = 2.0 * Sigma[:, None] * W.T                 # μ = A (x − b)
-            model.code.mu.weight.copy_(torch.from_numpy(A))
-            model.code.mu.bias.copy_(torch.from_numpy(-A @ b))
-            model.code.logvar.weight.zero_()
-            model.code.logvar.bias.copy_(torch.from_numpy(np.log(Sigma)))
-    W = model.decoder.linears[0].weight.detach().double().numpy()   # as stored (float32-rounded)
-    b = model.decoder.linears[0].bias.detach().double().numpy()
-    exact = multivariate_normal(mean=b, cov=W @ W.T + 0.5 * np.eye(d)).logpdf(X[:40].astype(np.float64))
-    return vae, X[:40], exact
+    """(vae, X rows, exact log p(x) of those rows): conftest's, at this file's sizes."""
+    return _linear_gaussian_vae(exact_posterior, d=d, m=m, seed=seed, n_rows=200, n_eval=40, epochs=2,
+                                importance_samples=importance_samples)
 
 
 def bound(vae, X, eps):

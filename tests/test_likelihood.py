@@ -3,37 +3,9 @@ linear-Gaussian VAE, and its relation to the ELBO."""
 
 import numpy as np
 import pytest
-import torch
-from scipy.stats import multivariate_normal
 
 import aekit
-
-
-def linear_gaussian_vae(exact_posterior: bool, d=6, m=2, seed=0):
-    """A VAE whose decoder is x = W z + b with p(x|z) = N(Wz + b, ½ I) (the 'mse' loss), so
-    p(x) = N(b, W Wᵀ + ½ I) in closed form. W has orthogonal columns, so the true posterior
-    N(2 Σ Wᵀ(x − b), Σ), Σ = (I + 2 WᵀW)⁻¹, is diagonal and the encoder can be set to it."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(300, d)).astype(np.float32)
-    vae = aekit.VAE(n_components=m, hidden_layer_sizes=(), loss="mse", epochs=3, random_state=seed).fit(X)
-    Q, _ = np.linalg.qr(rng.normal(size=(d, m)))
-    W = Q * np.array([1.5, 0.7])[:m]                      # orthogonal columns, WᵀW = diag
-    b = rng.normal(size=d)
-    Sigma = 1.0 / (1.0 + 2.0 * np.sum(W * W, 0))         # diagonal of the posterior covariance
-    model = vae.model_
-    with torch.no_grad():
-        model.decoder.linears[0].weight.copy_(torch.from_numpy(W))
-        model.decoder.linears[0].bias.copy_(torch.from_numpy(b))
-        if exact_posterior:
-            A = 2.0 * Sigma[:, None] * W.T                 # μ = A (x − b)
-            model.code.mu.weight.copy_(torch.from_numpy(A))
-            model.code.mu.bias.copy_(torch.from_numpy(-A @ b))
-            model.code.logvar.weight.zero_()
-            model.code.logvar.bias.copy_(torch.from_numpy(np.log(Sigma)))
-    W = model.decoder.linears[0].weight.detach().double().numpy()   # as stored (float32-rounded)
-    b = model.decoder.linears[0].bias.detach().double().numpy()
-    exact = multivariate_normal(mean=b, cov=W @ W.T + 0.5 * np.eye(d)).logpdf(X[:50].astype(np.float64))
-    return vae, X[:50], exact
+from conftest import linear_gaussian_vae
 
 
 def test_exact_for_any_k_when_q_is_the_true_posterior():
