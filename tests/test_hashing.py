@@ -346,6 +346,62 @@ def test_log1p_input_transform_is_what_the_encoder_reads():
     assert torch.equal(plain.centred(X), X)
 
 
+def test_tfidf_input_transform_matches_scikit_learns_tfidf():
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.6, size=(40, 12)).astype(np.float32)
+    X[:, 3] = 0                                              # a word in no document
+    model = build_model(12, n_components=4, hidden_layer_sizes=(), binary_code="straight-through",
+                        loss="multinomial", input_transform="tfidf")
+    model.init_from_data(torch.from_numpy(X))
+    ref = TfidfTransformer(norm="l2", smooth_idf=True, sublinear_tf=False).fit(X)
+    assert np.allclose(model.idf.numpy(), ref.idf_, atol=1e-6)
+    X_new = rng.poisson(0.6, size=(9, 12)).astype(np.float32)  # new rows use the training idf
+    assert np.allclose(model.transformed(torch.from_numpy(X_new)).numpy(), ref.transform(X_new).toarray(), atol=1e-6)
+    assert torch.equal(model.transformed(torch.zeros(1, 12)), torch.zeros(1, 12))  # an empty document stays 0
+    # 'auto': TF-IDF for the multinomial loss of word counts, the data as given otherwise
+    assert build_model(12, n_components=4, loss="multinomial", input_transform="auto").input_transform == "tfidf"
+    assert build_model(12, n_components=4, loss="bce", input_transform="auto").input_transform is None
+
+
+def test_tfidf_input_is_saved_with_the_hasher_and_refused_where_it_has_no_meaning(corpus, tmp_path):
+    X, y, X_te, y_te = corpus
+    h = aekit.SemanticHasher(n_components=8, hidden_layer_sizes=(16,), epochs=2, random_state=0,
+                             input_transform="tfidf").fit(X)
+    df = (X > 0).sum(0)
+    assert np.allclose(h.model_.idf.numpy(), np.log((1 + len(X)) / (1 + df)) + 1, atol=1e-5)
+    back = aekit.load(aekit.save(h, tmp_path / "h.safetensors"))
+    assert torch.equal(back.model_.idf, h.model_.idf) and np.array_equal(back.transform(X_te), h.transform(X_te))
+    with pytest.raises(ValueError, match="counts"):
+        aekit.SemanticHasher(n_components=4, epochs=1, input_transform="tfidf", loss="mse").fit(X - 1.0)
+    with pytest.raises(ValueError, match="convolutional"):
+        build_model(64, n_components=4, conv_channels=(4,), image_shape=(1, 8, 8), input_transform="tfidf")
+    path = tmp_path / "counts.npy"
+    np.save(path, X)
+    with pytest.raises(ValueError, match="in memory"):
+        aekit.SemanticHasher(n_components=4, epochs=1, loss="multinomial",
+                             input_transform="auto").fit(np.load(path, mmap_mode="r"))
+
+
+def test_bit_balance_spreads_the_bits_over_the_data(corpus):
+    """Each bit on for about half the training rows with the penalty, against the same hasher without."""
+    X = corpus[0]
+
+    def imbalance(weight):
+        h = aekit.SemanticHasher(n_components=16, hidden_layer_sizes=(32,), epochs=20, random_state=0,
+                                 bit_balance=weight, noise=None).fit(X)
+        return float(np.abs(h.train_codes().mean(0) - 0.5).mean())
+
+    assert imbalance(10.0) < 0.7 * imbalance(0.0)
+    f = torch.randn(4, 5)
+    for method in ("straight-through", "noise"):  # the penalty reads σ(a) before noise and threshold
+        code = BinaryCode(5, 3, method, noise=2.0).train()
+        assert torch.allclose(code(f).prob, torch.sigmoid(code.linear(f)))
+    with pytest.raises(ValueError, match="binary code"):
+        build_model(10, n_components=3, bit_balance=1.0)
+
+
 def test_report_precision_recall_curves_hold_the_hasher_and_the_baselines(fitted, corpus):
     from aekit.apps.retrieval import precision_recall_by_radius
     from aekit.report.build import hash_pr_curves

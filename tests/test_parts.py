@@ -11,7 +11,7 @@ from aekit.model import build_model
 from aekit.parts.codes import GaussianCode, gaussian_kl
 from aekit.parts.corruption import GaussianNoise, MaskingNoise, SaltAndPepper, make_corruption
 from aekit.parts.losses import bernoulli_cross_entropy, resolve_loss, squared_error
-from aekit.parts.penalties import (GramQuadratic, hutchinson_jacobian_frobenius_sq, kl_sparsity,
+from aekit.parts.penalties import (GramQuadratic, Shard, bit_balance, hutchinson_jacobian_frobenius_sq, kl_sparsity,
                                    mlp_jacobian_frobenius_sq)
 
 
@@ -180,6 +180,33 @@ def test_gaussian_code_reparameterisation_moments():
     assert torch.allclose(out.z.std(0), std, rtol=0.02)
     code.eval()
     assert torch.equal(code(f[:3]).z, code(f[:3]).h)
+
+
+def test_bit_balance_against_brute_force_value_gradient_and_shards():
+    torch.manual_seed(0)
+    prob = torch.rand(10, 4, dtype=torch.float64, requires_grad=True)
+    value = bit_balance(prob)
+    expected = sum((sum(prob[i, j].item() for i in range(10)) / 10 - 0.5) ** 2 for j in range(4))
+    assert value.item() == pytest.approx(expected, rel=1e-12)
+    value.backward()
+    rho = prob.detach().mean(0)
+    assert torch.allclose(prob.grad, (2 * (rho - 0.5) / 10).expand(10, 4))  # ∂/∂p_ij = 2(ρ̂_j − ½)/n
+    assert bit_balance(torch.full((6, 3), 0.5)).item() == 0.0
+    assert bit_balance(torch.tensor([[1.0, 0.0], [0.0, 0.0]])).item() == pytest.approx(0.25)
+
+    class TwoRanks(Shard):  # rank 0 of 2, the other rank's rows given: its all-reduce without processes
+        def __init__(self, other):
+            super().__init__(0, 2, 10)
+            self.other = other
+
+        def global_sum(self, t):
+            return t + self.other.sum(0)
+
+    mine = prob.detach()[:5].clone().requires_grad_(True)
+    share = TwoRanks(prob.detach()[5:]).share(bit_balance(mine, shard=TwoRanks(prob.detach()[5:])))
+    assert 2 * share.item() == pytest.approx(value.item(), rel=1e-12)   # the two ranks' shares sum to the value
+    share.backward()
+    assert torch.allclose(mine.grad, prob.grad[:5])                      # and this rank's gradient is the global one
 
 
 def test_kl_sparsity_formula():

@@ -108,6 +108,10 @@ class _NeuralEstimator(AekitEstimator):
             raise ValueError(f"X is empty (shape={src.shape}).")
         if p.values.get("pretrain") == "greedy":
             raise ValueError("pretrain='greedy' needs the data in memory; out-of-core data train end to end only.")
+        if p.values.get("input_transform") == "tfidf" or (p.values.get("input_transform") == "auto"
+                                                          and p.values.get("loss") == "multinomial"):
+            raise ValueError("input_transform='tfidf' needs every training row's words for its document "
+                             "frequencies: pass the data in memory, or input_transform=None or 'log1p'.")
         check_n_features(self, src, reset=True)
         return src, stream_stats(src)
 

@@ -37,8 +37,10 @@ from .parts.codes import BinaryCode, DeterministicCode, GaussianCode, log_prior_
 from .parts.corruption import IMAGE_NOISES, NoCorruption, infer_image_shape, make_corruption
 from .parts.losses import ReconstructionLoss
 from .parts.nets import MLP, ConvDecoder, ConvEncoder, TiedDecoder
-from .parts.penalties import Context, Contractive, KLSparsity, L1Code, PriorKL, Shard, WeightDecay
+from .parts.penalties import BitBalance, Context, Contractive, KLSparsity, L1Code, PriorKL, Shard, WeightDecay
 from .settings import SETTINGS, check, names
+
+INPUT_TRANSFORMS = (None, "log1p", "tfidf")  # what the model applies; 'auto' is resolved before building
 
 
 @dataclass
@@ -54,10 +56,13 @@ class AutoencoderModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, code: nn.Module, decoder: nn.Module,
                  loss: ReconstructionLoss, corruption: nn.Module | None = None, penalties=(),
-                 center: int | None = None, input_transform: str | None = None, binarize: str | None = None):
+                 center: int | None = None, input_transform: str | None = None, binarize: str | None = None,
+                 n_features: int | None = None):
         super().__init__()
-        if input_transform not in (None, "log1p"):
-            raise ValueError(f"input_transform must be None or 'log1p'; got {input_transform!r}.")
+        if input_transform not in INPUT_TRANSFORMS:
+            raise ValueError(f"input_transform must be one of {INPUT_TRANSFORMS}; got {input_transform!r}.")
+        if input_transform == "tfidf" and not n_features:
+            raise ValueError("input_transform='tfidf' needs n_features (the vocabulary size) for its idf weights.")
         if binarize not in (None, "dynamic"):
             raise ValueError(f"binarize must be None or 'dynamic'; got {binarize!r}.")
         if binarize and loss.name != "bce":
@@ -65,6 +70,10 @@ class AutoencoderModel(nn.Module):
                              f"not {loss.name!r}.")
         self.input_transform = input_transform
         self.binarize = binarize
+        if input_transform == "tfidf":  # idf weights of the training documents, saved with the weights
+            self.register_buffer("idf", torch.ones(int(n_features)))
+        else:
+            self.idf = None
         if center:  # f sees x − m: a fixed offset (the training mean), saved with the weights
             self.register_buffer("offset", torch.zeros(int(center)))
         else:
@@ -79,9 +88,21 @@ class AutoencoderModel(nn.Module):
 
     # -- the maps ------------------------------------------------------------------------
     def transformed(self, x: torch.Tensor) -> torch.Tensor:
-        """log(1 + x) with input_transform='log1p' (word counts: damps long documents and
-        repeated words), else x."""
-        return torch.log1p(x) if self.input_transform == "log1p" else x
+        """What the encoder reads of x, by ``input_transform``:
+
+            None     x
+            'log1p'  log(1 + x)                          (word counts: damps repeated words)
+            'tfidf'  t / ‖t‖₂,  t_w = x_w · idf_w,  idf_w = ln((1 + n) / (1 + df_w)) + 1
+
+        with df_w the number of training rows where word w occurs (:meth:`init_from_data`):
+        TF-IDF rows of unit length, so a long document and a short one on the same topic read
+        alike and rare, topical words weigh more than frequent ones."""
+        if self.input_transform == "log1p":
+            return torch.log1p(x)
+        if self.input_transform == "tfidf":
+            t = x * self.idf                                         # (n, d)
+            return t / torch.linalg.vector_norm(t, dim=1, keepdim=True).clamp_min(1e-12)
+        return x
 
     def centred(self, x: torch.Tensor) -> torch.Tensor:
         """t(x) − m when centring, else t(x) (t: the input transform): what the encoder's first
@@ -171,6 +192,9 @@ class AutoencoderModel(nn.Module):
         output bias at m (squared error) or logit(m) (cross-entropy), so training begins
         at the mean reconstruction instead of spending its first steps finding it."""
         m = X.mean(0)
+        if self.idf is not None:  # scikit-learn's smooth idf (TfidfTransformer(smooth_idf=True))
+            df = (X.reshape(X.shape[0], -1) > 0).sum(0).to(self.idf.dtype)   # (d,)
+            self.idf.copy_(torch.log((1 + X.shape[0]) / (1 + df)) + 1)
         if self.offset is not None:
             self.offset.copy_(self.transformed(X).mean(0))
         if self.loss.name == "multinomial":  # softmax(bias) = the corpus's word frequencies
@@ -328,6 +352,13 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
                              "for a beta-VAE.")
     value_range = extra.get("value_range", (0.0, 1.0))
     loss = "mse" if p["loss"] == "auto" else p["loss"]
+    if p["input_transform"] == "auto":  # TF-IDF rows for word counts, the data as given otherwise
+        p["input_transform"] = "tfidf" if loss == "multinomial" else None
+    if p["input_transform"] == "tfidf":
+        if p["conv_channels"] is not None:
+            raise ValueError("input_transform='tfidf' weighs the words of count rows; a convolutional model reads images.")
+        if value_range[0] < 0:
+            raise ValueError(f"input_transform='tfidf' needs counts (x >= 0); the data reach {value_range[0]:g}.")
     hidden, tied, conv = list(p["hidden_layer_sizes"]), p["tied"], p["conv_channels"]
     k = p["n_components"]
     if conv is not None:
@@ -378,10 +409,15 @@ def build_model(n_features: int, **settings) -> AutoencoderModel:
         penalties.append(PriorKL(p["beta"]))
     if p["weight_decay"]:
         penalties.append(WeightDecay(p["weight_decay"]))
+    if p["bit_balance"]:
+        if p["binary_code"] is None or variational:
+            raise ValueError("bit_balance weighs a binary code's bits: set binary_code ('straight-through' or 'noise').")
+        penalties.append(BitBalance(p["bit_balance"]))
 
     image_shape = extra.get("image_shape")
     if p["noise"] in IMAGE_NOISES and image_shape is None:  # an MLP on square images: the rows' shape
         image_shape = infer_image_shape(n_features)
     corruption = make_corruption(p["noise"], p["noise_level"], value_range, image_shape)
     return AutoencoderModel(encoder, code, decoder, ReconstructionLoss(loss), corruption, penalties,
-                            center=n_features if p["center"] else None, input_transform=p["input_transform"], binarize=p["binarize"])
+                            center=n_features if p["center"] else None, input_transform=p["input_transform"], binarize=p["binarize"],
+                            n_features=n_features)

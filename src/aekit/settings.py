@@ -161,6 +161,7 @@ def _check_device(setting: Setting, value, owner):
 
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear")
+INPUT_TRANSFORMS = (None, "log1p", "tfidf", "auto")
 NOISES = (None, "gaussian", "masking", "salt-and-pepper", "salt-pepper", "blocks", "center-block", "watermark",
           "grayscale")
 SCHEDULES = (None, "cosine", "step", "plateau")
@@ -182,13 +183,18 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "(a real-valued code), 'noise' (training sees σ(a + code_noise·ε), pushed to 0/1 by the noise, as in "
             "semantic hashing) or 'straight-through' (training sees the thresholded bits; the gradient is the "
             "sigmoid's)", ("binary", "model"), choices=(None, "noise", "straight-through")),
+    Setting("bit_balance", "float", 0.0, "weight of the bit-balance penalty Σ_j (ρ̂_j − ½)², ρ̂_j the batch mean "
+            "of bit j's σ(a_j): pushes each bit to be on for half the data (binary codes only)", ("binary", "model"),
+            low=0),
     # -- the networks --------------------------------------------------------------------
     Setting("hidden_layer_sizes", "sizes", (256,), "encoder hidden layer sizes; the decoder mirrors them; () for none",
             ("mlp", "model"), low=1, flag="--hidden"),
     Setting("activation", "choice", "relu", "activation of the hidden layers", ("mlp", "conv", "model"), choices=ACTIVATIONS),
     Setting("tied", "bool", False, "the decoder uses the encoder's weights transposed (MLP only)", ("tied", "model")),
-    Setting("input_transform", "choice", None, "what the encoder reads: None (x itself) or 'log1p' (log(1 + x), "
-            "for word counts); the loss still compares with x", ("input", "model"), choices=(None, "log1p")),
+    Setting("input_transform", "choice", None, "what the encoder reads: None (x itself), 'log1p' (log(1 + x), "
+            "for word counts), 'tfidf' (word counts as TF-IDF rows of unit length, idf from the training rows) or "
+            "'auto' ('tfidf' when the loss is the multinomial of word counts, else None); the loss still compares "
+            "with x", ("input", "model"), choices=INPUT_TRANSFORMS),
     Setting("center", "bool", False, "the encoder sees x − mean(X_train), as PCA does", ("center", "model")),
     Setting("conv_channels", "sizes", None, "channels of the 3×3 stride-2 convolutions (each halves H and W); "
             "None: an MLP",

@@ -38,6 +38,7 @@ class CodeOutput:
     z: torch.Tensor                       # what the decoder receives
     h: torch.Tensor                       # the point code: h, or μ for a Gaussian code
     logvar: torch.Tensor | None = None    # log σ² of a Gaussian code
+    prob: torch.Tensor | None = None      # a binary code in training: σ(W f + b), each bit's soft value
 
 
 class DeterministicCode(nn.Module):
@@ -81,13 +82,14 @@ class BinaryCode(nn.Module):
         if not self.training:
             h = (a > 0).to(a.dtype)                    # σ(a) > ½  ⇔  a > 0: exactly 0/1
             return CodeOutput(z=h, h=h)
+        prob = torch.sigmoid(a)                        # the noiseless soft bits (read by BitBalance)
         if self.noise:
             a = a + self.noise * (torch.randn_like(a) if eps is None else eps)
-        p = torch.sigmoid(a)
+        p = torch.sigmoid(a) if self.noise else prob
         if self.method == "straight-through":
             bits = (p > 0.5).to(p.dtype)
             p = p + (bits - p).detach()                # forward: bits; backward: ∂p/∂a = σ'(a)
-        return CodeOutput(z=p, h=p)
+        return CodeOutput(z=p, h=p, prob=prob)
 
 
 class GaussianCode(nn.Module):

@@ -143,6 +143,32 @@ class KLSparsity(Penalty):
         return ctx.shard.share(kl_sparsity(ctx.code.h, self.rho, shard=ctx.shard))
 
 
+def bit_balance(prob: torch.Tensor, shard: Shard | None = None) -> torch.Tensor:
+    """Σ_j (ρ̂_j − ½)² with ρ̂_j the batch mean of bit j's soft value σ(a_j) (``prob``, (n, k)).
+
+    Zero when every bit is on for half the batch: a bit that is almost always 0 (or 1) splits
+    the data into nothing and wastes an address bit; balanced bits use the whole Hamming space,
+    as the median threshold of PCA hashing and ITQ does by construction. With a ``shard``
+    ρ̂_j is the global batch's mean (an all-reduce), as in :func:`kl_sparsity`."""
+    rho_hat = prob.mean(0) if shard is None else shard.global_sum(prob.sum(0)) / shard.n_global   # (k,)
+    return ((rho_hat - 0.5) ** 2).sum()
+
+
+class BitBalance(Penalty):
+    """Σ_j (ρ̂_j − ½)² over a binary code's bits (see :func:`bit_balance`)."""
+
+    name = "bit_balance"
+    batch_statistic = True  # ρ̂ is the mean over the whole (global) batch
+
+    def forward(self, ctx):
+        prob = ctx.code.prob
+        if prob is None:  # eval mode: the bits themselves (exactly 0/1)
+            prob = ctx.code.h
+        if ctx.shard is None:
+            return bit_balance(prob)
+        return ctx.shard.share(bit_balance(prob, shard=ctx.shard))
+
+
 class PriorKL(Penalty):
     """The VAE's KL(q(z|x) ‖ N(0, I)), closed form, per example; weight = β."""
 
