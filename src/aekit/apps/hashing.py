@@ -6,14 +6,24 @@
     dist, idx = hasher.radius_neighbors(X_query, r=2)   # the Hamming ball: every address within r
 
 It is :class:`aekit.Autoencoder`'s model with the binary code in the code slot
-(:class:`aekit.parts.codes.BinaryCode`, set by ``binary_code``) and, for word counts, the
-multinomial loss (:func:`aekit.parts.losses.multinomial`, chosen by ``loss='auto'``):
+(:class:`aekit.parts.codes.BinaryCode`, set by ``binary_code``), trained as a denoising
+autoencoder with a bit-balance penalty; for word counts the encoder reads TF-IDF rows and the
+decoder is scored by the multinomial loss (:func:`aekit.parts.losses.multinomial`):
 
-    loss(x) = −Σ_w x_w log softmax(g(b(x)))_w,   b(x) = σ(f(x) + σ_c ε) (noise) or 1[f(x) > 0] (straight-through)
+    loss(x) = −Σ_w x_w log softmax(g(b))_w + λ Σ_j (ρ̂_j − ½)²,    b = 1[f(t(C(x))) > 0] (straight-through)
 
-At inference b(x) = 1[f(x) > 0] ∈ {0, 1}ⁿ_bits; ``n_bits`` is the code size ``n_components``.
-Search is by Hamming distance over the training rows' codes (kept in ``train_codes_``, packed
-into 64-bit words) with :class:`aekit.apps.hamming.HammingIndex`.
+C masks a fraction p of the inputs (``noise='masking'``, ``noise_level`` p = 0.75), t(x) is
+the unit-length TF-IDF row (``input_transform='auto'``: 'tfidf' for word counts, x itself
+for images, whose loss is the cross-entropy), ρ̂_j the batch mean of bit j's σ(a_j) and
+λ = ``bit_balance`` (10). At inference b(x) = 1[f(t(x)) > 0] ∈ {0, 1}ⁿ_bits; ``n_bits`` is the
+code size ``n_components``. Search is by Hamming distance over the training rows' codes (kept
+in ``train_codes_``, packed into 64-bit words) with :class:`aekit.apps.hamming.HammingIndex`.
+
+Why these defaults (benchmarks/results/hashing.json and BENCHMARKS.md, 20 Newsgroups at 32 bits,
+precision@100 of test documents querying the training documents): the hasher on raw counts
+overfits its 11,314 training documents (0.389 after 30 epochs, below ITQ's 0.424 on TF-IDF).
+Reading TF-IDF, masking noise and balanced bits each help; together they retrieve above ITQ,
+on MNIST images too.
 """
 
 from __future__ import annotations
@@ -48,7 +58,8 @@ class SemanticHasher(_NeuralEstimator):
 
     _param_defaults = parameters("size", "input", "mlp", "binary", "loss", "corruption", "l1", "decay", "train",
                                  n_components=32, hidden_layer_sizes=(500, 500), binary_code=DEFAULT_BINARY_CODE,
-                                 code_noise=DEFAULT_CODE_NOISE, epochs=50)
+                                 code_noise=DEFAULT_CODE_NOISE, input_transform="auto", noise="masking",
+                                 noise_level=0.75, bit_balance=10.0, epochs=50)
     report_sections = ("hash-precision-recall", "code-map", "hash-queries", "loss-curves")
     report_metrics = ("hash-retrieval",)  # precision@100 and mAP, test rows querying the training rows
 
