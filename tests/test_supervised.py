@@ -318,6 +318,26 @@ def test_supervised_stage_validates_on_the_heads_loss_at_its_own_learning_rate(d
     assert tuned[-1]["val_loss"] == pytest.approx(2.0 * ce, rel=1e-3)
 
 
+def test_finetune_optimizer_drives_the_supervised_stages_only(digits):
+    """finetune_optimizer='sgd' trains the supervised stages with SGD + momentum and leaves the
+    unsupervised stage on ``optimizer``: the same network trained on labels only ('none')
+    with finetune_optimizer='sgd' equals the one with optimizer='sgd' weight for weight, and
+    differs from Adam's; in 'pretrain' the autoencoder stage is unchanged by it."""
+    X, y = digits[0][:300], digits[1][:300]
+    kw = dict(SMALL, learning_rate=0.05, finetune_epochs=2, head_epochs=1)
+    ft = aekit.AutoencoderClassifier(procedure="none", finetune_optimizer="sgd", **kw).fit(X, y)
+    sgd = aekit.AutoencoderClassifier(procedure="none", optimizer="sgd", **kw).fit(X, y)
+    adam = aekit.AutoencoderClassifier(procedure="none", **kw).fit(X, y)
+    np.testing.assert_array_equal(ft.predict_proba(X), sgd.predict_proba(X))
+    assert not np.allclose(ft.predict_proba(X), adam.predict_proba(X))
+    pre_sgd = aekit.AutoencoderClassifier(procedure="pretrain", finetune_optimizer="sgd", **kw).fit(X, y)
+    pre_adam = aekit.AutoencoderClassifier(procedure="pretrain", **kw).fit(X, y)
+    unsup = [[r["loss"] for r in m.history_ if r["stage"] == "unsupervised"] for m in (pre_sgd, pre_adam)]
+    assert unsup[0] == unsup[1]
+    tuned = [[r["loss"] for r in m.history_ if r["stage"] == "fine-tuning"] for m in (pre_sgd, pre_adam)]
+    assert tuned[0] != tuned[1]
+
+
 def test_classifier_takes_tied_weights(digits):
     """Rifai et al.'s and Vincent et al.'s one-layer autoencoders are tied (W' = Wᵀ)."""
     X, y = digits[0][:200], digits[1][:200]

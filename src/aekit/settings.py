@@ -280,6 +280,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             "of 'pretrain'; all of 'none')", ("supervised",), low=1),
     Setting("finetune_learning_rate", "float", None, "learning rate of the supervised stages (the head, the "
             "fine-tuning, all of 'none'; None: learning_rate)", ("supervised",), low=0, low_open=True, optional=True),
+    Setting("finetune_optimizer", "choice", None, "optimiser of the supervised stages: 'adam' or 'sgd' (with "
+            "momentum; Rifai et al.'s and Vincent et al.'s fine-tuning); None: optimizer", ("supervised",),
+            choices=(None, "adam", "sgd")),
     Setting("finetune_noise", "bool", True, "the corruption stays on in the supervised stages (input-noise "
             "regularisation; the consistency cost needs it); False: they see clean inputs, as in the classic "
             "stacked denoising autoencoder's fine-tuning", ("supervised",)),

@@ -86,7 +86,7 @@ class _Supervised(_NeuralEstimator):
     def _stage(self, X, y, config, *, epochs, supervised_only, frozen=False) -> list[dict]:
         """One run of the training loop. ``supervised_only``: the reconstruction and the
         autoencoder's regularisers (penalties other than the head; the corruption too unless
-        ``finetune_noise``) are off, at ``finetune_learning_rate``. ``frozen``: only the head's
+        ``finetune_noise``) are off, at ``finetune_learning_rate`` with ``finetune_optimizer``. ``frozen``: only the head's
         parameters are trained."""
         model, p = self.model_, self._checked_params()
         head = self._head()
@@ -103,6 +103,8 @@ class _Supervised(_NeuralEstimator):
                 model.corruption = NoCorruption()
             if p.finetune_learning_rate is not None:
                 config = dataclasses.replace(config, learning_rate=p.finetune_learning_rate)
+            if p.finetune_optimizer is not None:
+                config = dataclasses.replace(config, optimizer=p.finetune_optimizer)
         try:
             return train(model, X, dataclasses.replace(config, epochs=epochs), y=y)
         finally:
