@@ -450,6 +450,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--conv-epochs", type=int, default=5, help="timed conv-AE epochs per loop (interleaved)")
+    ap.add_argument("--name", default="train_speed", help="results/NAME.json (keep one file per machine type)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     X = torch.from_numpy(load_mnist().X_train)
@@ -520,7 +521,7 @@ def main():
         "contractive": contractive,
         "conv": conv,
     }
-    write_result("train_speed", result)
+    write_result(args.name, result)
     print(f"sigmoid epoch: aekit {a_best:.2f}s, plain {p_best:.2f}s, speed-up {p_best / a_best:.3f}; "
           f"{100 * result['aekit_fraction_of_matmul_peak']:.0f}% of {peak / 1e9:.0f} GFLOP/s; losses {losses}")
     r = result["relu"]
