@@ -7,11 +7,15 @@ training-set size n in SIZES, every method estimates the 3-D tangent space at th
 true tangent space, averaged over the test points (0 = exact, ~90 = unrelated).
 
 Methods, all on the same training rows:
-* CAE: aekit.Autoencoder, one sigmoid code layer of 64 units, contractive = 1 (bce loss);
-  tangents = top-3 right singular vectors of ∂h/∂x (aekit.apps.tangents.tangents).
+* CAE: aekit.Autoencoder, one sigmoid code layer of 64 units, contractive = 1 (bce loss).
 * AE: the same network and training without the contractive penalty (the control).
+* wide CAE: one sigmoid code layer of 256 units, contractive = 0.3; wide AE: the same
+  without the penalty (its control).
 * deep CAE: a 256-unit sigmoid hidden layer before the 64-unit code, contractive = 3
   (n ≤ 300 only: ~10× slower per step).
+  Each network's tangents are read two ways (aekit.apps.tangents.tangents): the encoder's,
+  the top-3 right singular vectors of ∂h/∂x (key NAME), and the reconstruction's, the top-3
+  left singular vectors of ∂g(f(x))/∂x (key NAME_rec).
 * local PCA with 5, 10 and 20 neighbours (aekit.apps.tangents.local_pca_tangents); the
   best of the three per n is also reported (chosen on the test truth: favours local PCA).
 Training budget: a fixed number of examples seen (EXAMPLES, capped to 20..600 epochs), so
@@ -50,12 +54,12 @@ def mean_angle(A, B) -> tuple[float, float]:
     return float(np.mean(means)), float(np.mean(maxes))
 
 
-def fit_ae(X, *, contractive: float, hidden=(), examples=EXAMPLES):
+def fit_ae(X, *, contractive: float, hidden=(), examples=EXAMPLES, n_components=64):
     from aekit import Autoencoder
 
     n = X.shape[0]
     epochs = int(min(600, max(20, math.ceil(examples / n))))
-    est = Autoencoder(n_components=64, hidden_layer_sizes=hidden, activation="sigmoid", code_activation="sigmoid",
+    est = Autoencoder(n_components=n_components, hidden_layer_sizes=hidden, activation="sigmoid", code_activation="sigmoid",
                       contractive=contractive, loss="bce", epochs=epochs, batch_size=32, learning_rate=3e-3,
                       validation_fraction=0.0, random_state=0, verbose=False)
     t0 = time.perf_counter()
@@ -84,17 +88,18 @@ def jacobian_speed(est, Xt) -> dict:
     return {"seconds": best, "speedup_vs_brute_force": {k: best["brute_force"] / best[k] for k in ("vmap", "rows")}}
 
 
-def figure(path, Xt, Tt, T_cae, T_lpca, n):
+def figure(path, Xt, Tt, T_cae, T_rec, T_lpca, n):
     from aekit.report.figures import image_grid_figure
 
     rows, labels = [], []
     for i in range(4):
-        rows += [Xt[i], *Tt[i], *T_cae[i], *T_lpca[i]]
-        labels += ["image", "∂/∂tx", "∂/∂ty", "∂/∂θ", "CAE 1", "CAE 2", "CAE 3", "PCA 1", "PCA 2", "PCA 3"]
+        rows += [Xt[i], *Tt[i], *T_cae[i], *T_rec[i], *T_lpca[i]]
+        labels += ["image", "∂/∂tx", "∂/∂ty", "∂/∂θ", "enc 1", "enc 2", "enc 3", "rec 1", "rec 2", "rec 3",
+                   "PCA 1", "PCA 2", "PCA 3"]
     rows = [r / (np.abs(r).max() or 1.0) for r in rows]  # each tile on its own scale; images stay in [0, 1]
     png = image_grid_figure(np.array(rows).reshape(len(rows), -1), (1, 28, 28),
-                            f"Truth vs CAE vs local PCA (10 neighbours) tangents, n = {n} training images",
-                            ncols=10, normalize=True, labels=labels)
+                            f"Truth vs wide CAE (encoder, reconstruction) vs local PCA (10 neighbours) tangents, "
+                            f"n = {n} training images", ncols=13, normalize=True, labels=labels)
     path.write_bytes(png)
 
 
@@ -118,19 +123,21 @@ def main():
             T, _ = local_pca_tangents(X, Xt, 3, m)
             row[f"local_pca_{m}"] = mean_angle(T, Tt)[0]
         row["local_pca_best"] = min(row[f"local_pca_{m}"] for m in NEIGHBOURS)
-        models = [("cae", 1.0, ()), ("ae", 0.0, ())]
+        models = [("cae", 1.0, (), 64), ("ae", 0.0, (), 64), ("wide_cae", 0.3, (), 256), ("wide_ae", 0.0, (), 256)]
         if n <= args.deep_max:
-            models.append(("deep_cae", 3.0, (256,)))
-        for name, lam, hidden in models:
-            est, secs, epochs = fit_ae(X, contractive=lam, hidden=hidden,
+            models.append(("deep_cae", 3.0, (256,), 64))
+        for name, lam, hidden, m in models:
+            est, secs, epochs = fit_ae(X, contractive=lam, hidden=hidden, n_components=m,
                                        examples=DEEP_EXAMPLES if hidden else EXAMPLES)
             T, _ = tangents(est, Xt, 3)
+            T_rec, _ = tangents(est, Xt, 3, of="reconstruction")
             row[name], row[f"{name}_max_angle"] = mean_angle(T, Tt)
+            row[f"{name}_rec"], row[f"{name}_rec_max_angle"] = mean_angle(T_rec, Tt)
             row[f"{name}_fit_seconds"], row[f"{name}_epochs"] = secs, epochs
             if name == "cae" and n == args.sizes[0]:
                 row_speed = jacobian_speed(est, Xt)
-            if name == "cae" and not figure_done and n >= 300:
-                figure(RESULTS / "tangents.png", Xt, Tt, T, local_pca_tangents(X, Xt, 3, 10)[0], n)
+            if name == "wide_cae" and not figure_done:
+                figure(RESULTS / "tangents.png", Xt, Tt, T, T_rec, local_pca_tangents(X, Xt, 3, 10)[0], n)
                 figure_done = True
         print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         results.append(row)
@@ -138,13 +145,16 @@ def main():
             "benchmark": "tangents",
             "protocol": __doc__,
             "machine": info,
-            "note": "machine shared with other jobs (see machine.load_average_at_start); one torch thread",
+            "note": "one torch thread; see machine.load_average_at_start for other load",
             "n_test_points": N_TEST,
             "results": results,
             "complete": n == args.sizes[-1],
             "jacobian_speed": {"points": N_TEST, "k": 3, "model": "cae (784 → 64 sigmoid)", **row_speed},
             "cae_beats_best_local_pca": {str(r["n_train"]): r["cae"] < r["local_pca_best"] for r in results},
             "cae_beats_ae": {str(r["n_train"]): r["cae"] < r["ae"] for r in results},
+            "wide_cae_rec_beats_best_local_pca": {str(r["n_train"]): r["wide_cae_rec"] < r["local_pca_best"]
+                                                  for r in results},
+            "wide_cae_rec_beats_wide_ae_rec": {str(r["n_train"]): r["wide_cae_rec"] < r["wide_ae_rec"] for r in results},
         }
         write_result("tangents", out)
 

@@ -221,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the manifold tangents the encoder reads at each input row (PNG grid + .npy)",
         description="Load a fitted neural autoencoder and write, for every row of the input file, the top-k right "
                     "singular vectors of the encoder's Jacobian ∂h/∂x (the input directions the code is most "
-                    "sensitive to: for a contractive autoencoder, the tangents of the data manifold). Writes "
+                    "sensitive to: for a contractive autoencoder, the tangents of the data manifold), or with "
+                    "--of reconstruction the top-k left singular vectors of the reconstruction's Jacobian "
+                    "∂g(f(x))/∂x (the directions the model's reconstructed manifold runs along). Writes "
                     "DIR/tangents.npy (n, k, C, H, W) for image models, else (n, k, d); DIR/singular_values.npy "
                     "(n, k); DIR/tangents.png (the first rows and their tangents). With --local-pca FILE also "
                     "local PCA's tangents from the rows of FILE (DIR/local_pca_tangents.npy, beside the encoder's "
@@ -231,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--input", required=True, metavar="FILE",
                     help="the points: .npy, .npz, .csv or .tsv, one flattened row per point")
     tg.add_argument("--k", type=int, default=3, metavar="K", help="tangents per point (default: 3)")
+    tg.add_argument("--of", default="encoder", choices=("encoder", "reconstruction"),
+                    help="whose Jacobian: the encoder's ∂h/∂x or the reconstruction's ∂g(f(x))/∂x (default: encoder)")
     tg.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; the files named "
                     "above are replaced)")
     tg.add_argument("--local-pca", default=None, metavar="FILE",
@@ -841,7 +845,7 @@ def _tangents(args) -> int:
                         "autoencoder (ae, dae, sae, cae, vae, conv, linear).")
     X = read_rows(args.input)
     try:
-        T, s = tangents(est, X, args.k)
+        T, s = tangents(est, X, args.k, of=args.of)
         T_pca = None
         if args.local_pca is not None:
             T_pca, _ = local_pca_tangents(read_rows(args.local_pca), X, args.k, args.neighbors)
@@ -859,7 +863,7 @@ def _tangents(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "tangents.npy", npy(T.reshape(layout)))
     atomic_write(out / "singular_values.npy", npy(s))
-    sets = {"encoder": T[:TANGENT_FIGURE_ROWS]}
+    sets = {args.of: T[:TANGENT_FIGURE_ROWS]}
     if T_pca is not None:
         atomic_write(out / "local_pca_tangents.npy", npy(T_pca.reshape(layout)))
         sets["local PCA"] = T_pca[:TANGENT_FIGURE_ROWS]

@@ -12,6 +12,19 @@ f flat in every direction the training data do not move along, so the directions
 survive are those of the data manifold. Each v_i is signed so that its entry of largest
 magnitude is positive (an SVD fixes it only up to sign).
 
+Reconstruction tangents (``of="reconstruction"``). With r(x) = g(f(x)) the reconstruction
+(in data space) and J_r(x) = ∂r/∂x = J_g(h) J_f(x) ∈ ℝ^{d×d}, the tangents are the first k
+*left* singular vectors of J_r: the directions in which the reconstruction — the
+autoencoder's model of the manifold, a map that flattens everything off it — can move. An
+autoencoder that reconstructs its data and is contractive is locally a projection onto the
+manifold (Alain & Bengio 2014), whose range is the tangent space. Computed without forming
+the d×d matrix: with the thin SVD J_f = U_f S_f V_fᵀ,
+
+    J_r = (J_g U_f S_f) V_fᵀ,   V_f with orthonormal columns,
+
+so J_r's left singular vectors and singular values are those of B = J_g U_f S_f, a
+d × min(m, d) matrix (J_g = ∂g/∂h, m forward-mode passes; J_f as above).
+
 Local PCA tangents: for x, the n_neighbors nearest training rows N = {x_j} (Euclidean),
 
     C = Σ_j (x_j − x̄)(x_j − x̄)ᵀ / (|N| − 1),   x̄ = mean_j x_j
@@ -43,6 +56,7 @@ from .._validation import check_array, check_positive_int, check_random_state
 
 __all__ = [
     "GLYPH",
+    "decoder_jacobian",
     "encoder_jacobian",
     "local_pca_tangents",
     "make_shape_manifold",
@@ -134,15 +148,44 @@ def encoder_jacobian(model, X: torch.Tensor, method: str = "rows") -> torch.Tens
     raise ValueError(f"method must be 'vmap' or 'rows'; got {method!r}.")
 
 
-def tangents(model, x, k: int = 2, *, method: str = "rows") -> tuple[np.ndarray, np.ndarray]:
-    """The top-k right singular vectors of the encoder's Jacobian ∂h/∂x at each point of x.
+def decoder_jacobian(model, H: torch.Tensor) -> torch.Tensor:
+    """J_g = ∂x̂/∂h at each row of the codes H: (n, d, m), x̂ = ``model.decode`` (data space).
+
+    One forward-mode pass per code unit j (tangent e_j for every row at once), each giving
+    column j of every point's J_g; valid for the same reason as ``encoder_jacobian``'s
+    'rows' (every aekit decoder treats each row on its own)."""
+    from torch.func import jvp
+
+    H = H.detach()
+    cols = []
+    for j in range(H.shape[1]):
+        e = torch.zeros_like(H)
+        e[:, j] = 1.0
+        cols.append(jvp(model.decode, (H,), (e,))[1].reshape(H.shape[0], -1))
+    return torch.stack(cols, 2)
+
+
+TANGENTS_OF = ("encoder", "reconstruction")
+
+
+def tangents(model, x, k: int = 2, *, of: str = "encoder", method: str = "rows") -> tuple[np.ndarray, np.ndarray]:
+    """The top-k right singular vectors of the encoder's Jacobian ∂h/∂x at each point of x
+    (``of="encoder"``), or the top-k left singular vectors of the reconstruction's Jacobian
+    ∂g(f(x))/∂x (``of="reconstruction"``; see the module docstring).
 
     ``model``: a fitted neural autoencoder (Autoencoder and its presets with any activation,
     ConvAutoencoder, VAE: its mean code μ). ``x``: one point (a row, or one image) or several
     (rows (n, d), images (n, H, W) or (n, C, H, W)). Returns ``(T, s)``: T the unit tangent
     vectors in x's layout, (n, k, *layout) or (k, *layout) for one point; s the singular values
-    σ_1 ≥ … ≥ σ_k, (n, k) or (k,). k is at most min(n_components, n_features).
+    σ_1 ≥ … ≥ σ_k, (n, k) or (k,). k is at most min(n_components, n_features). ``method``
+    picks how the encoder's Jacobian is computed ('rows' or 'vmap', see ``encoder_jacobian``).
+
+    Which to use: on the synthetic manifold of ``make_shape_manifold`` with 100 training
+    images (BENCHMARKS.md, tangents), a contractive autoencoder's reconstruction tangents are
+    closer to the true tangents than local PCA's, its encoder tangents are not.
     """
+    if of not in TANGENTS_OF:
+        raise ValueError(f"of must be one of {', '.join(map(repr, TANGENTS_OF))}; got {of!r}.")
     net = _encoder(model)
     d, m = int(model.n_features_in_), int(model.n_components_)
     k = _check_k(k, min(m, d), "the rank of the Jacobian, min(n_components, n_features)")
@@ -151,7 +194,12 @@ def tangents(model, x, k: int = 2, *, method: str = "rows") -> tuple[np.ndarray,
     for i in range(0, rows.shape[0], _CHUNK):
         X = torch.from_numpy(rows[i:i + _CHUNK]).double().to(next(net.parameters()).device)
         J = encoder_jacobian(net, X, method)
-        _, s, vh = torch.linalg.svd(J, full_matrices=False)  # (n, m, d) → vh (n, min(m, d), d)
+        u, s, vh = torch.linalg.svd(J, full_matrices=False)  # (n, m, d) → vh (n, min(m, d), d)
+        if of == "reconstruction":
+            with torch.no_grad():
+                B = decoder_jacobian(net, net.encode_point(X)) @ (u * s[:, None, :])  # (n, d, m)(n, m, r) → (n, d, r)
+            u, s, _ = torch.linalg.svd(B, full_matrices=False)                    # u (n, d, r)
+            vh = u.transpose(1, 2)
         V.append(vh[:, :k].cpu().numpy())
         S.append(s[:, :k].cpu().numpy())
     V, S = _sign_fix(np.concatenate(V)), np.concatenate(S)

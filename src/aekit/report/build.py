@@ -364,16 +364,18 @@ def _tangents(v: _View):
         return None
     pts = v.X[:TANGENT_POINTS]
     T_enc, _ = tangents(v.est, pts, k)
+    T_rec, _ = tangents(v.est, pts, k, of="reconstruction")
     T_pca, _ = local_pca_tangents(X_train, pts, k, min(TANGENT_NEIGHBOURS, X_train.shape[0]))
     return Section(
         "tangents", "Tangents of the data manifold",
         f"For {pts.shape[0]} {v.which} examples (left): the encoder's tangents, the top {k} right singular vectors of "
         f"the Jacobian ∂h/∂x (the input directions the code is most sensitive to; a contractive penalty keeps "
-        f"only the directions the data move along), then local PCA's, the top {k} principal directions of the "
-        f"{min(TANGENT_NEIGHBOURS, X_train.shape[0])} nearest training rows. Each tangent is scaled on its own"
-        + ("; red positive, blue negative." if v.shape and v.shape[0] == 1 else "."),
-        figures.tangents_figure(pts, {"encoder": T_enc, "local PCA": T_pca}, v.shape, value_range=v.vr,
-                                title="Encoder tangents vs local PCA"))
+        f"only the directions the data move along); the reconstruction's, the top {k} left singular vectors of "
+        f"∂g(f(x))/∂x (the directions the reconstructed manifold runs along); then local PCA's, the top {k} "
+        f"principal directions of the {min(TANGENT_NEIGHBOURS, X_train.shape[0])} nearest training rows. Each "
+        f"tangent is scaled on its own" + ("; red positive, blue negative." if v.shape and v.shape[0] == 1 else "."),
+        figures.tangents_figure(pts, {"encoder": T_enc, "reconstruction": T_rec, "local PCA": T_pca}, v.shape,
+                                value_range=v.vr, title="Encoder and reconstruction tangents vs local PCA"))
 
 
 def _restorations(v: _View):
