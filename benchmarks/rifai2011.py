@@ -14,8 +14,8 @@ the validation split's cross-entropy (the best epoch's weights are kept):
     CAE     contractive penalty λ‖J_f(x)‖²_F   none    no pretraining: the same network, labels only (control)
 
 Published test error % (Table 1, MNIST): AE 1.78, AE+wd 1.68, DAE-g 1.18, DAE-b 1.57, CAE 1.14,
-RBM 1.30. What differs here, said plainly: Adam instead of SGD (pretraining; fine-tuning too
-unless --finetune-optimizer sgd), a fixed budget of epochs, a
+RBM 1.30. What differs here, said plainly: Adam instead of SGD unless --optimizer sgd
+(pretraining) and --finetune-optimizer sgd (the supervised stages), a fixed budget of epochs, a
 random (seeded) 10,000-row validation split of the 60,000 training images rather than the last
 10,000, and each regulariser's strength taken from common practice (or --set), not searched
 on the validation set as the paper did.
@@ -58,7 +58,9 @@ def main():
     ap.add_argument("--head-epochs", type=int, default=3)
     ap.add_argument("--finetune-epochs", type=int, default=30)
     ap.add_argument("--patience", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate for pretraining")
+    ap.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                    help="optimiser of the unsupervised pretraining (sgd: momentum 0.9, as the paper)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="the pretraining optimiser's learning rate")
     ap.add_argument("--finetune-lr", type=float, default=1e-4)
     ap.add_argument("--finetune-optimizer", choices=("adam", "sgd"), default="adam",
                     help="optimiser of the supervised stages (sgd: momentum 0.9, as the paper fine-tunes by SGD)")
@@ -83,13 +85,14 @@ def main():
                            "pretrain_epochs": args.pretrain_epochs, "head_epochs": args.head_epochs,
                            "finetune_epochs": args.finetune_epochs, "patience": args.patience,
                            "learning_rate": args.lr, "finetune_learning_rate": args.finetune_lr,
-                           "optimizer": "adam", "finetune_optimizer": args.finetune_optimizer,
+                           "optimizer": args.optimizer, "finetune_optimizer": args.finetune_optimizer,
                            "seed": args.seed},
               "runs": []}
     for name in args.models.split(","):
         settings = {**COMMON, **MODELS[name], "epochs": args.pretrain_epochs, "head_epochs": args.head_epochs,
                     "finetune_epochs": args.finetune_epochs, "patience": args.patience, "learning_rate": args.lr,
                     "finetune_learning_rate": args.finetune_lr, "finetune_optimizer": args.finetune_optimizer,
+                    "optimizer": args.optimizer,
                     "random_state": args.seed,
                     "procedure": "none" if name == "none" else "pretrain"}
         t0 = time.perf_counter()
