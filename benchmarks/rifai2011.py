@@ -104,6 +104,8 @@ def main():
             s = stages.setdefault(r["stage"], {"epochs": 0})
             s["epochs"] += 1
             s["last_val_loss"] = round(float(r.get("val_loss", float("nan"))), 4)
+            if r.get("val_loss") is not None and float(r["val_loss"]) < s.get("best_val_loss", float("inf")):
+                s["best_val_loss"], s["best_epoch"] = round(float(r["val_loss"]), 4), s["epochs"]
         run = {"model": name, "settings": MODELS[name], "test_error_percent": round(err, 2),
                "published": PUBLISHED.get(name), "fit_seconds": round(seconds, 1), "stages": stages}
         result["runs"].append(run)
