@@ -53,6 +53,22 @@ class Mutation:
 
 MUTATIONS = [
     # -- training loop -----------------------------------------------------------------------
+    Mutation("subnormal-flush-noop", "src/aekit/train.py",
+             "t.masked_fill_(t.abs() < SUBNORMAL_BELOW, 0.0)",
+             "pass",
+             "flush_subnormal_state leaves subnormal optimiser moments in place",
+             (f"{T}::test_flush_subnormal_state_zeroes_only_subnormal_moments",
+              f"{T}::test_training_leaves_no_subnormal_optimizer_state")),
+    Mutation("subnormal-flush-not-called", "src/aekit/train.py",
+             "        flush_subnormal_state(optimizer)  # and at every epoch's end: checkpoints hold none",
+             "        pass",
+             "the loop no longer flushes subnormal moments at an epoch's end",
+             (f"{T}::test_training_leaves_no_subnormal_optimizer_state",)),
+    Mutation("tangents-reconstruction-is-encoder", "src/aekit/apps/tangents.py",
+             'if of == "reconstruction":',
+             'if False and of == "reconstruction":',
+             "tangents(of='reconstruction') returns the encoder's tangents",
+             ("tests/test_tangents.py::test_reconstruction_tangents_are_the_left_svd_of_the_bruteforce_jacobian",)),
     Mutation("resume-disabled", "src/aekit/train.py",
              "if resume and config.checkpoint_path and Path(config.checkpoint_path).exists():",
              "if False and resume and config.checkpoint_path and Path(config.checkpoint_path).exists():",
