@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .apps.tangents import TANGENTS_OF
 
 # --model NAME -> (module, class name). Imported lazily: `aekit --help` stays fast.
 MODELS = {
@@ -233,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--input", required=True, metavar="FILE",
                     help="the points: .npy, .npz, .csv or .tsv, one flattened row per point")
     tg.add_argument("--k", type=int, default=3, metavar="K", help="tangents per point (default: 3)")
-    tg.add_argument("--of", default="encoder", choices=("encoder", "reconstruction"),
+    tg.add_argument("--of", default="encoder", choices=TANGENTS_OF,
                     help="whose Jacobian: the encoder's ∂h/∂x or the reconstruction's ∂g(f(x))/∂x (default: encoder)")
     tg.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed; the files named "
                     "above are replaced)")
