@@ -339,3 +339,117 @@ def test_training_leaves_no_subnormal_optimizer_state(tmp_path, monkeypatch):
     assert _subnormal_count(moments) == 0
     for k in weights:
         assert torch.equal(weights[k], weights_raw[k]), k
+
+
+# -- mixed precision (precision='bfloat16', opt-in) -------------------------------------------
+def _linear_output_dtypes(model):
+    """Record the dtype of every nn.Linear output during the model's forward passes."""
+    seen = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    return seen
+
+
+def test_bfloat16_precision_computes_products_in_bfloat16_and_keeps_float32_state():
+    """precision='bfloat16': the layers' products run in bfloat16 under autocast, while the
+    weights, their gradients, the optimiser's moments and every logged term stay float32; the
+    run follows the float32 run closely but is not the same computation. The default never
+    enters autocast."""
+    X = digits()
+    exact, mixed = make(), make()
+    mixed.load_state_dict(exact.state_dict())
+    seen_exact, seen_mixed = _linear_output_dtypes(exact), _linear_output_dtypes(mixed)
+    h32 = train(exact, X, TrainConfig(epochs=2, seed=0))
+    opt_states = []
+    import aekit.train as tr
+    real = tr.make_optimizer
+
+    def keep(params, cfg):
+        opt = real(params, cfg)
+        opt_states.append(opt)
+        return opt
+
+    tr.make_optimizer = keep
+    try:
+        h16 = train(mixed, X, TrainConfig(epochs=2, seed=0, precision="bfloat16"))
+    finally:
+        tr.make_optimizer = real
+    assert set(seen_exact) == {torch.float32}
+    assert torch.bfloat16 in set(seen_mixed)
+    assert all(p.dtype == torch.float32 for p in mixed.parameters())
+    moments = [t for s in opt_states[0].state.values() for t in s.values() if torch.is_tensor(t) and t.ndim]
+    assert moments and all(t.dtype == torch.float32 for t in moments)
+    for a, b in zip(h32, h16):
+        assert isinstance(b["loss"], float) and b["loss"] == pytest.approx(a["loss"], rel=0.02)
+        assert b["val_loss" if "val_loss" in b else "loss"] != a["val_loss" if "val_loss" in a else "loss"]
+    assert not same_weights(exact, mixed, atol=1e-7)
+
+
+def test_bfloat16_reconstruction_loss_is_computed_in_float32():
+    """Under autocast the decoder's bfloat16 output is cast back before the loss: the recon
+    term is the float32 loss of that output, not a bfloat16 computation of it."""
+    torch.manual_seed(0)
+    model = build_model(64, n_components=8, hidden_layer_sizes=(32,), loss="multinomial")
+    x = (digits()[:256] * 16).round()  # counts: a softmax over the 64 inputs
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+        z = model.encode(x).z
+        xhat = model.decoder(z)
+    assert xhat.dtype == torch.bfloat16 and out.terms["recon"].dtype == torch.float32
+    expected = model.loss(xhat.float(), x).mean().detach()
+    torch.testing.assert_close(out.terms["recon"], expected, rtol=1e-6, atol=0)
+    assert float(model.loss(xhat, x).mean().detach()) != float(expected)  # what the cast avoids
+    # penalties computed on bfloat16 codes are logged and weighted in float32 too
+    torch.manual_seed(0)
+    model = build_model(64, n_components=8, hidden_layer_sizes=(32,), code_activation="sigmoid",
+                        sparsity_weight=0.1, l1=0.01)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert {"kl_sparsity", "l1"} <= set(out.terms)
+    assert all(v.dtype == torch.float32 for v in out.terms.values()) and out.total.dtype == torch.float32
+
+
+def test_bfloat16_precision_errors_and_resume(tmp_path, monkeypatch):
+    import aekit.train as tr
+
+    with pytest.raises(ValueError, match="precision"):
+        aekit.Autoencoder(precision="float16", epochs=1).fit(digits().numpy())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(ValueError, match="compute capability 8.0"):
+        tr.autocast_for(torch.device("cuda"), "bfloat16")
+    monkeypatch.undo()
+    # the precision is how a run computes, not what it learns: a checkpoint resumes in either
+    ckpt = tmp_path / "run.safetensors"
+    model = make()
+    train(model, digits(), TrainConfig(epochs=1, seed=0, checkpoint_path=str(ckpt)))
+    hist = train(model, digits(), TrainConfig(epochs=2, seed=0, checkpoint_path=str(ckpt), precision="bfloat16"),
+                 resume=True)
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_bfloat16_estimators_fit_every_family():
+    """Every model family trains under precision='bfloat16' (penalties written as autograd
+    Functions included) and ends near its float32 run."""
+    rng = np.random.default_rng(0)
+    X = rng.random((256, 64)).astype(np.float32)
+    y = rng.integers(0, 3, 256)
+    y[::2] = -1
+    cases = [
+        (aekit.Autoencoder, dict(hidden_layer_sizes=(32,), n_components=8, contractive=0.1)),
+        (aekit.Autoencoder, dict(hidden_layer_sizes=(32,), n_components=8, contractive=0.1,
+                                 contractive_method="hutchinson")),
+        (aekit.Autoencoder, dict(n_components=16, sparsity_weight=0.1, code_activation="sigmoid")),
+        (aekit.VAE, dict(n_components=4)),
+        (aekit.ConvAutoencoder, dict(conv_channels=(4, 8), n_components=8)),
+        (aekit.AutoencoderClassifier, dict()),
+    ]
+    for cls, kw in cases:
+        losses = []
+        for precision in ("float32", "bfloat16"):
+            est = cls(epochs=2, random_state=0, precision=precision, **kw)
+            data = X.reshape(-1, 8, 8) if cls is aekit.ConvAutoencoder else X
+            est.fit(data, y) if cls is aekit.AutoencoderClassifier else est.fit(data)
+            assert all(p.dtype == torch.float32 for p in est.model_.parameters())
+            losses.append(est.history_[-1]["loss"])
+        assert np.isfinite(losses[1]) and losses[1] == pytest.approx(losses[0], rel=0.02), (cls.__name__, kw, losses)

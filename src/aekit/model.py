@@ -136,7 +136,10 @@ class AutoencoderModel(nn.Module):
     def recon(self, z: torch.Tensor, x: torch.Tensor, per_feature: bool = False) -> torch.Tensor:
         """L(x, g(z)) per example: the reconstruction term at a given code z (``per_feature``:
         its (n, d) per-input-dimension terms, whose row sums are L)."""
-        return self.loss(self.decoder(z), x, per_feature)
+        out = self.decoder(z)
+        if out.dtype != x.dtype and x.is_floating_point():  # mixed precision: the loss in x's (float32)
+            out = out.to(x.dtype)
+        return self.loss(out, x, per_feature)
 
     def encoder_layers(self):
         """(linears, activations) of f when it is an MLP with a deterministic code, else None."""
@@ -305,6 +308,8 @@ class AutoencoderModel(nn.Module):
         logged = {}
         scopes = {p.name: p.batch_statistic for p in self.penalties} if shard is not None else None
         for name, value in self.terms(x, y, weighted_only=True, shard=shard).items():
+            if value.dtype in (torch.bfloat16, torch.float16):  # a penalty computed under autocast
+                value = value.float()
             if value.ndim:
                 value = value.mean() if shard is None else value.sum() / shard.n_global
             elif shard is not None and not scopes.get(name, False):

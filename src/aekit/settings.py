@@ -253,6 +253,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("random_state", "seed", None, "seed: the same seed gives the same model",
             ("train", "pca", "fa", "sparse"), cli=False),
     Setting("device", "device", "cpu", "where to compute: 'cpu', 'cuda', 'mps' or 'auto'", ("train",)),
+    Setting("precision", "choice", "float32", "arithmetic of the training steps: 'float32' (exact, the default) or "
+            "'bfloat16' (opt-in mixed precision, torch.autocast: matrix products and convolutions in bfloat16, the "
+            "weights, optimiser, losses and validation in float32; faster on CPUs with AMX or AVX-512-BF16 and on GPUs "
+            "with bfloat16 units, results differ slightly)", ("train",), choices=("float32", "bfloat16")),
     Setting("verbose", "bool", False, "show a progress bar", ("train",), cli=False),
     Setting("checkpoint_path", "str", None, "write a resumable checkpoint there after each epoch",
             ("train",), optional=True, cli=False),

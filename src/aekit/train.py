@@ -151,6 +151,29 @@ def setup_distributed(device: torch.device) -> tuple[_Ranks, torch.device]:
     return _Ranks(rank, world, device), device
 
 
+def autocast_for(device: torch.device, precision: str):
+    """A factory of the context the loop's forward passes run in: nothing for 'float32'
+    (exact: no autocast at all); for 'bfloat16', ``torch.autocast(device, bfloat16)``. Under
+    it matrix products and convolutions take bfloat16 inputs (8 significant bits), while the
+    weights, their gradients and the optimiser stay float32; the reconstruction loss and
+    every logged term are computed in float32 (AutoencoderModel casts the decoder's output
+    back), and so is validation (it runs outside). bfloat16 has float32's exponent range, so
+    no loss scaling is needed (float16 would need it and is not offered)."""
+    import contextlib
+
+    if precision == "float32":
+        return contextlib.nullcontext
+    if precision != "bfloat16":
+        raise ValueError(f"precision must be 'float32' or 'bfloat16'; got {precision!r}.")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision='bfloat16' needs a GPU with bfloat16 arithmetic (compute capability 8.0 or "
+                         "newer); this one has none: use precision='float32'.")
+    if not torch.amp.is_autocast_available(device.type):
+        raise ValueError(f"precision='bfloat16' (torch.autocast) is not available on device {device.type!r} in this "
+                         "PyTorch; use precision='float32'.")
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam or SGD with momentum, in PyTorch's fused form where this PyTorch has one for the
     parameters' device (one kernel updates every parameter: the same update rule, rounded in
@@ -375,6 +398,7 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
     n = X.shape[0]
     probe = (X[:256], None if y is None else y[:256])
     labelled = _labelled_rows(y) if cfg.labelled_per_batch else None
+    autocast = autocast_for(X.device, cfg.precision)
     bs = min(cfg.batch_size, n)
     bar = tqdm(range(start_epoch, cfg.epochs), disable=not (cfg.verbose and ranks.main), desc="training",
                unit="epoch", initial=start_epoch, total=cfg.epochs)
@@ -389,12 +413,13 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
             if labelled is not None:  # every batch also gets labelled_per_batch labelled rows
                 pick = torch.randint(labelled.numel(), (cfg.labelled_per_batch,), generator=generator)
                 idx = torch.cat([idx, labelled[pick.to(labelled.device)]])
-            if parallel:  # this rank's part of the global batch, and its share of the loss
-                shard = Shard(ranks.rank, ranks.world, idx.numel())
-                idx = torch.tensor_split(idx, ranks.world)[ranks.rank]
-                out = model(X[idx], None if y is None else y[idx], shard=shard)
-            else:
-                out = model(X[idx], None if y is None else y[idx])
+            with autocast():  # nothing, unless precision='bfloat16'
+                if parallel:  # this rank's part of the global batch, and its share of the loss
+                    shard = Shard(ranks.rank, ranks.world, idx.numel())
+                    idx = torch.tensor_split(idx, ranks.world)[ranks.rank]
+                    out = model(X[idx], None if y is None else y[idx], shard=shard)
+                else:
+                    out = model(X[idx], None if y is None else y[idx])
             optimizer.zero_grad(set_to_none=True)
             out.total.backward(inputs=params)  # only what the optimiser steps (not a penalty's ∂/∂x̃)
             if parallel:
@@ -450,7 +475,7 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
 CHECKPOINT_KEY = "aekit_checkpoint"
 CHECKPOINT_KEYS = {"epoch", "history", "optimizer", "scheduler", "stopper", "config", "model", "digest"}
 # What a resumed run may change: how long it trains, where it runs, what it shows.
-RESUMABLE_CHANGES = ("epochs", "device", "verbose", "checkpoint_path", "checkpoint_every")
+RESUMABLE_CHANGES = ("epochs", "device", "precision", "verbose", "checkpoint_path", "checkpoint_every")
 
 
 def _model_description(model) -> dict:

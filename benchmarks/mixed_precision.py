@@ -1,0 +1,290 @@
+"""mixed_precision: what precision='bfloat16' (opt-in) buys, against float32 and plain loops.
+
+Four loops train the same network from the same starting weights, epochs interleaved so that
+all see the same machine state: aekit's default loop (float32), aekit with
+``precision='bfloat16'`` (torch.autocast: matrix products and convolutions in bfloat16;
+weights, Adam and losses in float32), a plain PyTorch float32 loop (the reference of
+train_speed) and the same plain loop with its forward pass under ``torch.autocast(bfloat16)``
+written by hand (PyTorch's AMP recipe). Recorded: epoch times, the training loss each reaches
+after the same epochs (evaluated in float32 on 10,000 training images), and the measured
+float32 and bfloat16 matmul peaks (2048² × 2048²), so that the float32 work per epoch can be
+set against both.
+
+    Hinton network 784-1000-500-250-30 mirrored, logistic and ReLU units, Bernoulli CE,
+        Adam 1e-3, batch 128, MNIST's 60,000 training images;
+    conv AE (channels 32-64, code 32, ReLU, squared error, Adam 1e-3, batch 128) on the 4000
+        CIFAR-10 training images of the shared subset.
+
+A CPU with AMX or AVX-512-BF16 runs bfloat16 products several times faster than float32;
+one without them emulates bfloat16 and is slower: the peaks recorded say which this is.
+
+    python benchmarks/mixed_precision.py [--epochs 3] [--conv-epochs 5] [--threads 2] [--name NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from _common import load_mnist, machine_info, mlp_flops, write_result
+from train_speed import (IMAGE, SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, load_cifar, matmul_peaks,
+                         mean_bce, plain_conv_epoch, plain_conv_model, plain_epoch, plain_model)
+
+
+def bf16_matmul_peak(n: int = 2048, repeat: int = 10) -> float:
+    """The bfloat16 matmul rate (n × n by n × n, float32 accumulation inside), best of ``repeat``, by wall time."""
+    a, b = torch.randn(n, n).bfloat16(), torch.randn(n, n).bfloat16()
+    for _ in range(2):
+        torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def _autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def plain_bf16_epoch(model, opt, X, batch_size, gen, cast: bool = True):
+    """plain_epoch with the forward pass under torch.autocast, as PyTorch's AMP recipe has it
+    (backward and step outside). ``cast``: the logits go to float32 before the loss (else the
+    loss is computed on the bfloat16 logits: the naive loop)."""
+    perm = torch.randperm(X.shape[0], generator=gen)
+    for i in range(0, X.shape[0], batch_size):
+        xb = X[perm[i:i + batch_size]]
+        with _autocast():
+            logits = model(xb)
+            logits = logits.float() if cast else logits
+            loss = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def plain_conv_bf16_epoch(model, opt, X, batch_size, gen):
+    """plain_conv_epoch with the forward pass and loss under torch.autocast (the output goes
+    to float32 for the loss); returns the mean loss."""
+    perm = torch.randperm(X.shape[0], generator=gen)
+    total, batches = 0.0, 0
+    for i in range(0, X.shape[0], batch_size):
+        xb = X[perm[i:i + batch_size]].reshape(-1, *IMAGE)
+        with _autocast():
+            loss = (model(xb).float() - xb).pow(2).sum((1, 2, 3)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach()
+        batches += 1
+    return float(total) / batches
+
+
+def _copy_linears(src, dst):
+    with torch.no_grad():
+        for a, p in zip([m for m in src.modules() if isinstance(m, nn.Linear)],
+                        [m for m in dst.modules() if isinstance(m, nn.Linear)], strict=True):
+            p.weight.copy_(a.weight)
+            p.bias.copy_(a.bias)
+
+
+class _EpochByEpoch:
+    """aekit's ``train`` one epoch at a time: each call resumes from the checkpoint the last
+    wrote (weights, Adam's moments, RNG), so the epochs are those of one continuous run.
+    Returns the epoch's record; its "time" is the loop's own epoch time (checkpoint I/O excluded)."""
+
+    def __init__(self, model, X, config):
+        self.model, self.X, self.config, self.done = model, X, config, 0
+
+    def __call__(self) -> dict:
+        from aekit.train import train
+
+        self.done += 1
+        return train(self.model, self.X, dataclasses.replace(self.config, epochs=self.done), resume=self.done > 1)[-1]
+
+
+def interleave(a_model, X, config, others: dict, epochs: int) -> dict:
+    """One aekit float32 ``train`` call (the default loop); after each of its epochs the
+    callback runs one epoch of each of ``others`` (name → function returning (seconds, loss
+    or None)). Returns each loop's epoch seconds and per-epoch losses."""
+    from aekit.train import train
+
+    times = {"aekit_fp32": [], **{k: [] for k in others}}
+    losses = {"aekit_fp32": [], **{k: [] for k in others}}
+
+    def after_aekit_epoch(record):
+        times["aekit_fp32"].append(record["time"])
+        losses["aekit_fp32"].append(record["loss"])
+        for name, run in others.items():
+            seconds, loss = run()
+            times[name].append(seconds)
+            losses[name].append(loss)
+        return False
+
+    train(a_model, X, dataclasses.replace(config, epochs=epochs), callback=after_aekit_epoch)
+    return {"epoch_seconds": times, "epoch_loss": losses}
+
+
+def _timed(fn):
+    def run():
+        t0 = _clock()
+        loss = fn()
+        return _since(t0)[0], loss
+    return run
+
+
+def mlp_four_ways(X, epochs: int, batch_size: int, activation: str, workdir: Path) -> dict:
+    """aekit float32 and bfloat16 against plain float32 and plain bfloat16 (autocast by hand),
+    from the same weights, epochs interleaved."""
+    from aekit.train import TrainConfig
+
+    torch.manual_seed(0)
+    a32 = aekit_model(activation)
+    a16 = copy.deepcopy(a32)
+    p32, p16 = plain_model(activation), plain_model(activation)
+    _copy_linears(a32, p32)
+    _copy_linears(a32, p16)
+    start = mean_bce(p32, X)
+    o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
+    g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    config = TrainConfig(batch_size=batch_size, seed=0)
+    bf16 = _EpochByEpoch(a16, X, dataclasses.replace(config, precision="bfloat16",
+                                                     checkpoint_path=str(workdir / f"{activation}.safetensors")))
+
+    def aekit_bf16():
+        record = bf16()
+        return record["time"], record["loss"]
+
+    out = interleave(a32, X, config, {
+        "aekit_bf16": aekit_bf16,
+        "plain_fp32": _timed(lambda: plain_epoch(p32, o32, X, batch_size, g32)),
+        "plain_bf16": _timed(lambda: plain_bf16_epoch(p16, o16, X, batch_size, g16)),
+    }, epochs)
+    for m in (a32, a16):
+        m.eval()
+    out["train_loss_after_epochs"] = {
+        "start": start, "aekit_fp32": mean_bce(lambda x: a32.decoder(a32.encode_point(x)), X),
+        "aekit_bf16": mean_bce(lambda x: a16.decoder(a16.encode_point(x)), X),
+        "plain_fp32": mean_bce(p32, X), "plain_bf16": mean_bce(p16, X)}
+    return out
+
+
+def conv_four_ways(X, epochs: int, batch_size: int, workdir: Path) -> dict:
+    """The conv AE, the same four loops."""
+    from aekit.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    a32 = aekit_conv_model()
+    a16 = copy.deepcopy(a32)
+    p32 = plain_conv_model()
+    with torch.no_grad():
+        for p, a in zip(p32.parameters(), a32.parameters(), strict=True):
+            p.copy_(a)
+    p16 = copy.deepcopy(p32)
+    o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
+    g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    config = TrainConfig(batch_size=batch_size, seed=0)
+    warm = X[:512]  # warm-up epochs on a slice (oneDNN builds its kernels on first use), throw-away models
+    for precision in ("float32", "bfloat16"):
+        train(aekit_conv_model(), warm, dataclasses.replace(config, epochs=1, precision=precision))
+    w = plain_conv_model()
+    plain_conv_epoch(w, torch.optim.Adam(w.parameters()), warm, batch_size, torch.Generator().manual_seed(1))
+    plain_conv_bf16_epoch(w, torch.optim.Adam(w.parameters()), warm, batch_size, torch.Generator().manual_seed(1))
+    bf16 = _EpochByEpoch(a16, X, dataclasses.replace(config, precision="bfloat16",
+                                                     checkpoint_path=str(workdir / "conv.safetensors")))
+
+    def aekit_bf16():
+        record = bf16()
+        return record["time"], record["loss"]
+
+    out = interleave(a32, X, config, {
+        "aekit_bf16": aekit_bf16,
+        "plain_fp32": _timed(lambda: plain_conv_epoch(p32, o32, X, batch_size, g32)),
+        "plain_bf16": _timed(lambda: plain_conv_bf16_epoch(p16, o16, X, batch_size, g16)),
+    }, epochs)
+    out["epoch_conv_gflop"] = conv_flops(X.shape[0]) / 1e9
+    return out
+
+
+def summarise(part: dict, flops: float, peak32: float, peak16: float) -> dict:
+    t = part["epoch_seconds"]
+    best = {k: min(v) for k, v in t.items()}
+    med = {k: sorted(v)[len(v) // 2] for k, v in t.items()}
+    part.update({
+        "speedup_best": {f"{a}_over_{b}": best[b] / best[a] for a, b in
+                         (("aekit_bf16", "plain_fp32"), ("aekit_bf16", "aekit_fp32"), ("aekit_bf16", "plain_bf16"),
+                          ("aekit_fp32", "plain_fp32"))},
+        "speedup_median": {f"{a}_over_{b}": med[b] / med[a] for a, b in
+                           (("aekit_bf16", "plain_fp32"), ("aekit_bf16", "aekit_fp32"), ("aekit_bf16", "plain_bf16"),
+                            ("aekit_fp32", "plain_fp32"))},
+        "fraction_of_fp32_peak": {k: flops / v / peak32 for k, v in best.items()},
+        "fraction_of_bf16_peak": {k: flops / v / peak16 for k, v in best.items()},
+    })
+    return part
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=3, help="timed MLP epochs per loop (interleaved)")
+    ap.add_argument("--conv-epochs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--name", default="mixed_precision", help="results/NAME.json (one file per machine type)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    X = torch.from_numpy(load_mnist().X_train)
+    peaks32, peaks16 = [matmul_peaks()[0]], [bf16_matmul_peak()]
+    parts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for act in ("sigmoid", "relu"):
+            parts[act] = mlp_four_ways(X, args.epochs, args.batch_size, act, Path(tmp))
+            peaks32.append(matmul_peaks()[0])
+            peaks16.append(bf16_matmul_peak())
+        parts["conv"] = conv_four_ways(load_cifar(), args.conv_epochs, args.batch_size, Path(tmp))
+    peaks32.append(matmul_peaks()[0])
+    peaks16.append(bf16_matmul_peak())
+    peak32, peak16 = max(peaks32), max(peaks16)
+    flops = mlp_flops(SIZES + SIZES[::-1][1:], X.shape[0])
+    for act in ("sigmoid", "relu"):
+        summarise(parts[act], flops, peak32, peak16)
+    summarise(parts["conv"], parts["conv"]["epoch_conv_gflop"] * 1e9, peak32, peak16)
+    result = {
+        "benchmark": "mixed_precision",
+        "machine": machine_info(),
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "matmul_peak_gflops_fp32": peak32 / 1e9,
+        "matmul_peak_gflops_bf16": peak16 / 1e9,
+        "matmul_peak_measurements_gflops": {"fp32": [p / 1e9 for p in peaks32], "bf16": [p / 1e9 for p in peaks16]},
+        "epoch_matmul_gflop_mlp": flops / 1e9,
+        "timing_order": "one aekit train() call (float32, the default); after each of its epochs the callback runs "
+                        "one epoch of aekit with precision='bfloat16' (train() resumed from its checkpoint: one "
+                        "continuous run; its epoch time is the loop's own, checkpoint I/O excluded), one of the plain "
+                        "float32 loop, then one of the plain loop with its forward pass and loss under torch.autocast "
+                        "(bfloat16; logits cast to float32 for the loss); all four start from the same weights; both "
+                        "plain loops use PyTorch's default (foreach) Adam, aekit's loop the fused kernel",
+        "hinton_sigmoid": parts["sigmoid"],
+        "hinton_relu": parts["relu"],
+        "conv": parts["conv"],
+    }
+    write_result(args.name, result)
+    print(f"peaks: fp32 {peak32 / 1e9:.0f}, bf16 {peak16 / 1e9:.0f} GFLOP/s")
+    for key in ("hinton_sigmoid", "hinton_relu", "conv"):
+        p = result[key]
+        print(key, {k: [round(s, 2) for s in v] for k, v in p["epoch_seconds"].items()})
+        print("  speed-up best", {k: round(v, 2) for k, v in p["speedup_best"].items()},
+              "median", {k: round(v, 2) for k, v in p["speedup_median"].items()})
+        print("  losses", p.get("train_loss_after_epochs") or {k: round(v[-1], 3) for k, v in p["epoch_loss"].items()})
+
+
+if __name__ == "__main__":
+    main()
