@@ -44,6 +44,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pretrain-epochs", type=int, default=0, help="greedy layer-wise epochs per layer (0: none)")
+    ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
+                    help="the loop's arithmetic (bfloat16: opt-in mixed precision; test errors in float32)")
     ap.add_argument("--name", default="hinton2006")
     ap.add_argument("--adam-kernel", default="loop", choices=["loop", "foreach"],
                     help="'loop': the optimiser aekit's loop makes (fused where available); 'foreach': "
@@ -86,7 +88,8 @@ def main():
         print(f"epoch {record['epoch']}: {minutes:.1f} min, test squared error {err:.3f}", flush=True)
         return minutes >= args.minutes
 
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, lr_schedule="cosine", seed=0)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, lr_schedule="cosine", seed=0,
+                      precision=args.precision)
     if args.pretrain_epochs:
         from aekit.pretrain import greedy_pretrain
 

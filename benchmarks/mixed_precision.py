@@ -31,11 +31,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from _common import load_mnist, machine_info, mlp_flops, write_result
-from train_speed import (IMAGE, SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, load_cifar, matmul_peaks,
+from train_speed import (SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, load_cifar, matmul_peaks,
                          mean_bce, plain_conv_epoch, plain_conv_model, plain_epoch, plain_model)
 
 
@@ -50,43 +49,6 @@ def bf16_matmul_peak(n: int = 2048, repeat: int = 10) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best
-
-
-def _autocast():
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
-def plain_bf16_epoch(model, opt, X, batch_size, gen, cast: bool = True):
-    """plain_epoch with the forward pass under torch.autocast, as PyTorch's AMP recipe has it
-    (backward and step outside). ``cast``: the logits go to float32 before the loss (else the
-    loss is computed on the bfloat16 logits: the naive loop)."""
-    perm = torch.randperm(X.shape[0], generator=gen)
-    for i in range(0, X.shape[0], batch_size):
-        xb = X[perm[i:i + batch_size]]
-        with _autocast():
-            logits = model(xb)
-            logits = logits.float() if cast else logits
-            loss = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-
-def plain_conv_bf16_epoch(model, opt, X, batch_size, gen):
-    """plain_conv_epoch with the forward pass and loss under torch.autocast (the output goes
-    to float32 for the loss); returns the mean loss."""
-    perm = torch.randperm(X.shape[0], generator=gen)
-    total, batches = 0.0, 0
-    for i in range(0, X.shape[0], batch_size):
-        xb = X[perm[i:i + batch_size]].reshape(-1, *IMAGE)
-        with _autocast():
-            loss = (model(xb).float() - xb).pow(2).sum((1, 2, 3)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.detach()
-        batches += 1
-    return float(total) / batches
 
 
 def _copy_linears(src, dst):
@@ -142,6 +104,22 @@ def _timed(fn):
     return run
 
 
+def _four_loops(a32, X, config, epochs: int, checkpoint: Path, plain32, plain16) -> dict:
+    """aekit float32 (``a32``, the main run), aekit bfloat16 (a copy of ``a32``, resumed epoch
+    by epoch from ``checkpoint``) and two plain loops (functions running one epoch each),
+    interleaved. Returns :func:`interleave`'s record and the bfloat16 model."""
+    a16 = copy.deepcopy(a32)
+    bf16 = _EpochByEpoch(a16, X, dataclasses.replace(config, precision="bfloat16", checkpoint_path=str(checkpoint)))
+
+    def aekit_bf16():
+        record = bf16()
+        return record["time"], record["loss"]
+
+    out = interleave(a32, X, config, {"aekit_bf16": aekit_bf16, "plain_fp32": _timed(plain32),
+                                      "plain_bf16": _timed(plain16)}, epochs)
+    return out, a16
+
+
 def mlp_four_ways(X, epochs: int, batch_size: int, activation: str, workdir: Path) -> dict:
     """aekit float32 and bfloat16 against plain float32 and plain bfloat16 (autocast by hand),
     from the same weights, epochs interleaved."""
@@ -149,26 +127,16 @@ def mlp_four_ways(X, epochs: int, batch_size: int, activation: str, workdir: Pat
 
     torch.manual_seed(0)
     a32 = aekit_model(activation)
-    a16 = copy.deepcopy(a32)
     p32, p16 = plain_model(activation), plain_model(activation)
     _copy_linears(a32, p32)
     _copy_linears(a32, p16)
     start = mean_bce(p32, X)
     o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
     g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    config = TrainConfig(batch_size=batch_size, seed=0)
-    bf16 = _EpochByEpoch(a16, X, dataclasses.replace(config, precision="bfloat16",
-                                                     checkpoint_path=str(workdir / f"{activation}.safetensors")))
-
-    def aekit_bf16():
-        record = bf16()
-        return record["time"], record["loss"]
-
-    out = interleave(a32, X, config, {
-        "aekit_bf16": aekit_bf16,
-        "plain_fp32": _timed(lambda: plain_epoch(p32, o32, X, batch_size, g32)),
-        "plain_bf16": _timed(lambda: plain_bf16_epoch(p16, o16, X, batch_size, g16)),
-    }, epochs)
+    out, a16 = _four_loops(a32, X, TrainConfig(batch_size=batch_size, seed=0), epochs,
+                           workdir / f"{activation}.safetensors",
+                           lambda: plain_epoch(p32, o32, X, batch_size, g32),
+                           lambda: plain_epoch(p16, o16, X, batch_size, g16, bf16=True))
     for m in (a32, a16):
         m.eval()
     out["train_loss_after_epochs"] = {
@@ -184,7 +152,6 @@ def conv_four_ways(X, epochs: int, batch_size: int, workdir: Path) -> dict:
 
     torch.manual_seed(0)
     a32 = aekit_conv_model()
-    a16 = copy.deepcopy(a32)
     p32 = plain_conv_model()
     with torch.no_grad():
         for p, a in zip(p32.parameters(), a32.parameters(), strict=True):
@@ -197,20 +164,12 @@ def conv_four_ways(X, epochs: int, batch_size: int, workdir: Path) -> dict:
     for precision in ("float32", "bfloat16"):
         train(aekit_conv_model(), warm, dataclasses.replace(config, epochs=1, precision=precision))
     w = plain_conv_model()
-    plain_conv_epoch(w, torch.optim.Adam(w.parameters()), warm, batch_size, torch.Generator().manual_seed(1))
-    plain_conv_bf16_epoch(w, torch.optim.Adam(w.parameters()), warm, batch_size, torch.Generator().manual_seed(1))
-    bf16 = _EpochByEpoch(a16, X, dataclasses.replace(config, precision="bfloat16",
-                                                     checkpoint_path=str(workdir / "conv.safetensors")))
-
-    def aekit_bf16():
-        record = bf16()
-        return record["time"], record["loss"]
-
-    out = interleave(a32, X, config, {
-        "aekit_bf16": aekit_bf16,
-        "plain_fp32": _timed(lambda: plain_conv_epoch(p32, o32, X, batch_size, g32)),
-        "plain_bf16": _timed(lambda: plain_conv_bf16_epoch(p16, o16, X, batch_size, g16)),
-    }, epochs)
+    for bf16 in (False, True):
+        plain_conv_epoch(w, torch.optim.Adam(w.parameters()), warm, batch_size, torch.Generator().manual_seed(1),
+                         bf16=bf16)
+    out, _ = _four_loops(a32, X, config, epochs, workdir / "conv.safetensors",
+                         lambda: plain_conv_epoch(p32, o32, X, batch_size, g32),
+                         lambda: plain_conv_epoch(p16, o16, X, batch_size, g16, bf16=True))
     out["epoch_conv_gflop"] = conv_flops(X.shape[0]) / 1e9
     return out
 

@@ -27,6 +27,7 @@ of a conv contractive autoencoder (Hutchinson's estimator), before vs after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
 import time
@@ -84,11 +85,20 @@ def plain_model(activation: str = "sigmoid"):
     return nn.Sequential(*enc, *dec)
 
 
-def plain_epoch(model, opt, X, batch_size, gen):
+def _forward_context(bf16: bool):
+    """PyTorch's AMP recipe for a plain loop: the forward pass and loss under autocast
+    (bfloat16), backward and step outside; nothing for float32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def plain_epoch(model, opt, X, batch_size, gen, bf16: bool = False):
+    """One epoch of Bernoulli cross-entropy from logits (bf16: forward under autocast, the
+    logits cast to float32 for the loss; benchmarks/mixed_precision.py)."""
     perm = torch.randperm(X.shape[0], generator=gen)
     for i in range(0, X.shape[0], batch_size):
         xb = X[perm[i:i + batch_size]]
-        loss = F.binary_cross_entropy_with_logits(model(xb), xb, reduction="none").sum(1).mean()
+        with _forward_context(bf16):
+            loss = F.binary_cross_entropy_with_logits(model(xb).float(), xb, reduction="none").sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -321,14 +331,16 @@ def plain_conv_model():
     return nn.Sequential(*enc, nn.Flatten(), nn.Linear(math.prod(feat), CONV_CODE), *dec)
 
 
-def plain_conv_epoch(model, opt, X, batch_size, gen, channels_last=False):
-    """One epoch of squared error Σ(x − x̂)² per image, batch mean; returns the mean loss."""
+def plain_conv_epoch(model, opt, X, batch_size, gen, channels_last=False, bf16: bool = False):
+    """One epoch of squared error Σ(x − x̂)² per image, batch mean; returns the mean loss
+    (bf16: as :func:`plain_epoch`)."""
     perm = torch.randperm(X.shape[0], generator=gen)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     total, batches = 0.0, 0
     for i in range(0, X.shape[0], batch_size):
         xb = X[perm[i:i + batch_size]].reshape(-1, *IMAGE).contiguous(memory_format=fmt)
-        loss = (model(xb) - xb).pow(2).sum((1, 2, 3)).mean()
+        with _forward_context(bf16):
+            loss = (model(xb).float() - xb).pow(2).sum((1, 2, 3)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
