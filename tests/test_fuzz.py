@@ -300,7 +300,8 @@ def valid_values(setting) -> st.SearchStrategy:
 def invalid_values(setting) -> st.SearchStrategy:
     """Values the declaration refuses."""
     k = setting.kind
-    bad = [v for v in NOT_A_NUMBER if not (v is None and setting.optional)]
+    # None is valid for optional settings and for choices that list it (binarize, lr_schedule)
+    bad = [v for v in NOT_A_NUMBER if not (v is None and (setting.optional or None in setting.choices))]
     if k == "bool":
         return st.sampled_from(["yes", 1, 0, 1.0, *bad])
     if k == "choice":
