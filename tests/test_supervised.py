@@ -208,6 +208,34 @@ def test_consistency_term_matches_its_formula():
                           torch.nn.functional.cross_entropy(head.net(model.encode_point(x))[lab], y[lab]), atol=1e-6)
 
 
+def test_consistency_rampup_follows_its_schedule_through_the_loop():
+    """With consistency_rampup = R the consistency weight in epoch e is μ·exp(−5(1 − e/R)²)
+    for e < R and μ after: the term at the model's epoch matches the formula with that weight,
+    and the training loop sets the epoch (a resumed run from the checkpoint's)."""
+    torch.manual_seed(0)
+    model = build_model(8, n_components=4, hidden_layer_sizes=(6,), noise="gaussian", noise_level=0.5)
+    head = SupervisedHead(2.0, 4, 3, consistency=5.0, consistency_rampup=4)
+    model.penalties.append(head)
+    model.train()
+    x = torch.rand(10, 8)
+    y = torch.tensor([0, 1, 2, -1, -1, -1, -1, -1, -1, 0])
+    lab = y >= 0
+    for epoch, mu in [(0, 5.0 * np.exp(-5.0)), (2, 5.0 * np.exp(-1.25)), (4, 5.0), (9, 5.0)]:
+        model.set_epoch(epoch)
+        torch.manual_seed(1)
+        term = model.terms(x, y)["supervised"]
+        torch.manual_seed(1)
+        x_in = model.corruption(x)
+        out = head.net(model.encode_point(x_in))
+        gap = (torch.softmax(out, 1) - torch.softmax(head.net(model.encode_point(x)), 1)).pow(2).sum(1).mean()
+        expected = torch.nn.functional.cross_entropy(out[lab], y[lab]) + (mu / 2.0) * gap
+        assert torch.allclose(term, expected, atol=1e-6), epoch
+    seen = []
+    X, Y = torch.rand(64, 8), torch.randint(-1, 3, (64,))
+    train(model, X, TrainConfig(epochs=3, seed=0), y=Y, callback=lambda r: seen.append(model.epoch))
+    assert seen == [0, 1, 2]
+
+
 @pytest.mark.slow
 def test_mnist_100_labels_joint_and_pretrain_beat_labels_only():
     """Semi-supervised MNIST (20,000 images, 100 labels): the default joint recipe (reconstruction,

@@ -85,6 +85,16 @@ class AutoencoderModel(nn.Module):
         self.corruption = corruption if corruption is not None else NoCorruption()
         self.penalties = nn.ModuleList(penalties)
         self.recon_weight = 1.0  # 0 while a supervised stage trains on labels alone
+        self._epoch = 0  # the training loop's epoch (0-based), for terms whose weight follows a schedule
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the training loop is in (0-based; set by :meth:`set_epoch`): penalties
+        whose weight ramps up over the first epochs read it (``ctx.model.epoch``)."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
 
     # -- the maps ------------------------------------------------------------------------
     def transformed(self, x: torch.Tensor) -> torch.Tensor:

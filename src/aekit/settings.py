@@ -278,6 +278,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
             ("supervised",), low=0),
     Setting("consistency", "float", 0.0, "weight μ of the consistency cost: the head's class probabilities for a "
             "corrupted input must match those for the clean input, on every row (needs noise)", ("supervised",), low=0),
+    Setting("consistency_rampup", "int", 0, "epochs over which the consistency weight rises to μ, as "
+            "μ·exp(−5(1 − e/R)²) in epoch e < R (Laine & Aila 2017); 0: μ from the first step", ("supervised",),
+            low=0),
     Setting("head_epochs", "int", 20, "epochs of fine-tuning step 1 (the head alone, on labelled rows)",
             ("supervised",), low=1),
     Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "

@@ -75,7 +75,8 @@ class _Supervised(_NeuralEstimator):
         model = super()._build(p)
         code_size = self.n_components_
         model.penalties.append(SupervisedHead(p.supervised_weight, code_size, self.n_outputs_, p.head_hidden_layer_sizes,
-                                              p.activation, self._task, p.consistency))
+                                              p.activation, self._task, p.consistency,
+                                              p.consistency_rampup))
         return model
 
     def _check_combination(self, p):

@@ -404,6 +404,7 @@ def _loop(model, data, val, cfg, optimizer, scheduler, generator, stopper, histo
                unit="epoch", initial=start_epoch, total=cfg.epochs)
     for epoch in bar:
         model.train()
+        model.set_epoch(epoch)  # a resumed run sets it from the checkpoint's epoch
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=generator).to(X.device)
         sums: dict[str, torch.Tensor] = {}

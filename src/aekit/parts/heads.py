@@ -8,14 +8,20 @@ over the batch's labelled rows only, so its scale does not depend on how many ro
 batch are unlabelled, and it is 0 when the batch has none.
 
 With a corruption C and ``consistency`` = μ > 0 (classification), every row, labelled or
-not, also pays μ · Σ_j (p_j(C(x)) − p_j(x))², p = softmax(c(f(·))), the clean prediction held
+not, also pays μ(e) · Σ_j (p_j(C(x)) − p_j(x))², p = softmax(c(f(·))), the clean prediction held
 fixed: the head must give a damaged input the class of the clean one (the Π-model / Γ-model
-consistency of Laine & Aila 2017 and Rasmus et al. 2015, a denoising cost on the output). Semi-supervised learning is then
-loss = recon on all rows + λ · Ω (Ranzato & Szummer 2008's joint training); supervised
-fine-tuning is the same term with the reconstruction's weight set to 0.
+consistency of Laine & Aila 2017 and Rasmus et al. 2015, a denoising cost on the output).
+μ(e) = μ · exp(−5 (1 − e/R)²) in epoch e < R = ``consistency_rampup``, μ after: Laine & Aila's
+ramp-up, since early on the clean prediction the cost pulls towards is a poor one.
+
+Semi-supervised learning is then loss = recon on all rows + λ · Ω (Ranzato & Szummer 2008's
+joint training); supervised fine-tuning is the same term with the reconstruction's weight set
+to 0.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -35,13 +41,19 @@ class SupervisedHead(Penalty):
     batch_statistic = True  # a mean over the (global) batch's labelled rows
 
     def __init__(self, weight: float, code_size: int, n_outputs: int, hidden=(), activation: str = "relu",
-                 task: str = "classification", consistency: float = 0.0):
+                 task: str = "classification", consistency: float = 0.0, consistency_rampup: int = 0):
         super().__init__(weight)
         self.consistency = float(consistency)
+        self.consistency_rampup = int(consistency_rampup)
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
         self.task = task
         self.net = MLP([int(code_size), *[int(h) for h in hidden], int(n_outputs)], activation, "linear")
+
+    def consistency_weight(self, epoch: int) -> float:
+        """μ(e): μ · exp(−5 (1 − e/R)²) for e < R = consistency_rampup, else μ."""
+        r = self.consistency_rampup
+        return self.consistency * (math.exp(-5.0 * (1.0 - epoch / r) ** 2) if epoch < r else 1.0)
 
     def labelled(self, y: torch.Tensor) -> torch.Tensor:
         """Mask of the rows that carry a target."""
@@ -66,5 +78,5 @@ class SupervisedHead(Penalty):
             # per weight λ: μ/λ so that the total is λ·CE + μ·consistency
             gap = (torch.softmax(out, 1) - clean).pow(2).sum(1)
             gap = gap.mean() if shard is None else shard.global_sum(gap.sum()) / shard.n_global
-            term = term + (self.consistency / max(self.weight, 1e-12)) * gap
+            term = term + (self.consistency_weight(ctx.model.epoch) / max(self.weight, 1e-12)) * gap
         return term if shard is None else shard.share(term)
