@@ -188,11 +188,11 @@ class AutoencoderClassifier(ClassifierMixin, _Supervised):
 
     # The defaults are the recipe measured in benchmarks/semisupervised.py (MNIST, 100 labels):
     # joint training of a 784-1000-500-50 network with Gaussian input noise σ = 0.5 and a
-    # consistency cost μ = 30, 20 epochs under a cosine learning-rate schedule.
+    # consistency cost μ = 30 ramped up over 5 epochs, 20 epochs under a cosine schedule.
     _param_defaults = parameters(*_UNSUPERVISED_GROUPS, "classes", n_components=50, hidden_layer_sizes=(1000, 500),
                                  labelled_per_batch=32, noise="gaussian", noise_level=0.5, supervised_weight=10.0,
-                                 consistency=30.0, epochs=20, lr_schedule="cosine", head_epochs=300,
-                                 finetune_epochs=300)
+                                 consistency=30.0, consistency_rampup=5, epochs=20, lr_schedule="cosine",
+                                 head_epochs=300, finetune_epochs=300)
 
     def _targets(self, y, n):
         y = _check_y(y, n)
