@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from _common import load_mnist, machine_info, mlp_flops, write_result
-from train_speed import (SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, load_cifar, matmul_peaks,
-                         mean_bce, plain_conv_epoch, plain_conv_model, plain_epoch, plain_model)
+from train_speed import (SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, copy_linears,
+                         copy_parameters, load_cifar, matmul_peaks, mean_bce, plain_conv_epoch, plain_conv_model,
+                         plain_epoch, plain_model)
 
 
 def bf16_matmul_peak(n: int = 2048, repeat: int = 10) -> float:
@@ -49,14 +49,6 @@ def bf16_matmul_peak(n: int = 2048, repeat: int = 10) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best
-
-
-def _copy_linears(src, dst):
-    with torch.no_grad():
-        for a, p in zip([m for m in src.modules() if isinstance(m, nn.Linear)],
-                        [m for m in dst.modules() if isinstance(m, nn.Linear)], strict=True):
-            p.weight.copy_(a.weight)
-            p.bias.copy_(a.bias)
 
 
 class _EpochByEpoch:
@@ -128,8 +120,8 @@ def mlp_four_ways(X, epochs: int, batch_size: int, activation: str, workdir: Pat
     torch.manual_seed(0)
     a32 = aekit_model(activation)
     p32, p16 = plain_model(activation), plain_model(activation)
-    _copy_linears(a32, p32)
-    _copy_linears(a32, p16)
+    copy_linears(a32, p32)
+    copy_linears(a32, p16)
     start = mean_bce(p32, X)
     o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
     g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
@@ -153,9 +145,7 @@ def conv_four_ways(X, epochs: int, batch_size: int, workdir: Path) -> dict:
     torch.manual_seed(0)
     a32 = aekit_conv_model()
     p32 = plain_conv_model()
-    with torch.no_grad():
-        for p, a in zip(p32.parameters(), a32.parameters(), strict=True):
-            p.copy_(a)
+    copy_parameters(a32, p32)
     p16 = copy.deepcopy(p32)
     o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
     g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)

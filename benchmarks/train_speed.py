@@ -91,6 +91,23 @@ def _forward_context(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
+def copy_linears(src, dst) -> None:
+    """dst's nn.Linear layers take src's weights and biases, layer by layer in module order
+    (aekit's MLP and the plain nn.Sequential list their layers in the same order)."""
+    with torch.no_grad():
+        for a, p in zip([m for m in src.modules() if isinstance(m, nn.Linear)],
+                        [m for m in dst.modules() if isinstance(m, nn.Linear)], strict=True):
+            p.weight.copy_(a.weight)
+            p.bias.copy_(a.bias)
+
+
+def copy_parameters(src, dst) -> None:
+    """dst's parameters take src's, in order (the conv AE: both list them alike)."""
+    with torch.no_grad():
+        for p, a in zip(dst.parameters(), src.parameters(), strict=True):
+            p.copy_(a)
+
+
 def plain_epoch(model, opt, X, batch_size, gen, bf16: bool = False):
     """One epoch of Bernoulli cross-entropy from logits (bf16: forward under autocast, the
     logits cast to float32 for the loss; benchmarks/mixed_precision.py)."""
@@ -127,11 +144,7 @@ def time_epochs(X, epochs, batch_size, activation="sigmoid"):
 
     torch.manual_seed(0)
     a_model, p_model = aekit_model(activation), plain_model(activation)
-    with torch.no_grad():  # the same starting weights: the Linear layers in the same order
-        for a, p in zip([m for m in a_model.modules() if isinstance(m, nn.Linear)],
-                        [m for m in p_model.modules() if isinstance(m, nn.Linear)], strict=True):
-            p.weight.copy_(a.weight)
-            p.bias.copy_(a.bias)
+    copy_linears(a_model, p_model)  # the same starting weights
     start = mean_bce(p_model, X)
     p_opt = torch.optim.Adam(p_model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
@@ -366,11 +379,7 @@ def conv_speed(X, epochs, batch_size, repeat=10):
     torch.manual_seed(0)
     a_model = aekit_conv_model()
     p_model = plain_conv_model()
-    pairs = list(zip(p_model.parameters(), a_model.parameters()))
-    assert len(pairs) == len(list(a_model.parameters())) and all(p.shape == a.shape for p, a in pairs)
-    with torch.no_grad():
-        for p, a in pairs:
-            p.copy_(a)
+    copy_parameters(a_model, p_model)
     c_model = copy.deepcopy(p_model).to(memory_format=torch.channels_last)
     p_opt = torch.optim.Adam(p_model.parameters(), lr=1e-3)
     c_opt = torch.optim.Adam(c_model.parameters(), lr=1e-3)

@@ -30,6 +30,7 @@ a validation split is a view, not a copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -159,8 +160,6 @@ def autocast_for(device: torch.device, precision: str):
     every logged term are computed in float32 (AutoencoderModel casts the decoder's output
     back), and so is validation (it runs outside). bfloat16 has float32's exponent range, so
     no loss scaling is needed (float16 would need it and is not offered)."""
-    import contextlib
-
     if precision == "float32":
         return contextlib.nullcontext
     if precision != "bfloat16":
