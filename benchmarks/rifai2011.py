@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--finetune-lr", type=float, default=1e-4)
     ap.add_argument("--finetune-optimizer", choices=("adam", "sgd"), default="adam",
                     help="optimiser of the supervised stages (sgd: momentum 0.9, as the paper fine-tunes by SGD)")
+    ap.add_argument("--lr-schedule", choices=("none", "cosine", "step"), default="none",
+                    help="learning-rate schedule of every stage (cosine: annealed to 0 over each stage's epochs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", nargs="*", default=[], metavar="MODEL:NAME=VALUE",
@@ -86,13 +88,14 @@ def main():
                            "finetune_epochs": args.finetune_epochs, "patience": args.patience,
                            "learning_rate": args.lr, "finetune_learning_rate": args.finetune_lr,
                            "optimizer": args.optimizer, "finetune_optimizer": args.finetune_optimizer,
-                           "seed": args.seed},
+                           "lr_schedule": args.lr_schedule, "seed": args.seed},
               "runs": []}
     for name in args.models.split(","):
         settings = {**COMMON, **MODELS[name], "epochs": args.pretrain_epochs, "head_epochs": args.head_epochs,
                     "finetune_epochs": args.finetune_epochs, "patience": args.patience, "learning_rate": args.lr,
                     "finetune_learning_rate": args.finetune_lr, "finetune_optimizer": args.finetune_optimizer,
                     "optimizer": args.optimizer,
+                    "lr_schedule": None if args.lr_schedule == "none" else args.lr_schedule,
                     "random_state": args.seed,
                     "procedure": "none" if name == "none" else "pretrain"}
         t0 = time.perf_counter()
