@@ -41,6 +41,7 @@ def draw_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=5, help="label draws (seeds 0..draws-1)")
+    ap.add_argument("--only-draws", default=None, help="comma-separated draw seeds to run instead of 0..draws-1")
     ap.add_argument("--per-class", type=int, default=10)
     ap.add_argument("--procedures", default="none,pretrain,joint")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
@@ -59,7 +60,8 @@ def main():
               "published_test_error_percent": PUBLISHED, "labels": args.per_class * 10,
               "settings_overrides": overrides, "defaults": aekit.AutoencoderClassifier().get_params(), "runs": []}
     for proc in args.procedures.split(","):
-        for seed in range(args.draws):
+        seeds = [int(s) for s in args.only_draws.split(",")] if args.only_draws else range(args.draws)
+        for seed in seeds:
             ys = draw_labels(y_train, args.per_class, seed)
             t0 = time.perf_counter()
             clf = aekit.AutoencoderClassifier(procedure=proc, random_state=seed, **overrides).fit(data.X_train, ys)

@@ -236,6 +236,68 @@ def test_consistency_rampup_follows_its_schedule_through_the_loop():
     assert seen == [0, 1, 2]
 
 
+def test_class_balance_term_matches_its_formula():
+    """λ·term = λ·CE(labelled) + β·KL(π ‖ p̄), p̄ the batch's mean class probabilities (every
+    row, labelled or not), π the head's prior; not in evaluation (it is a training regulariser)."""
+    torch.manual_seed(0)
+    model = build_model(8, n_components=4, hidden_layer_sizes=(6,))
+    head = SupervisedHead(2.0, 4, 3, class_balance=7.0)
+    head.prior.copy_(torch.tensor([0.5, 0.3, 0.2]))
+    model.penalties.append(head)
+    model.train()
+    x = torch.rand(10, 8)
+    y = torch.tensor([0, 1, 2, -1, -1, -1, -1, -1, -1, 0])
+    out = head.net(model.encode_point(x))
+    p_bar = torch.softmax(out, 1).mean(0)
+    pi = head.prior
+    kl = (pi * (pi / p_bar).log()).sum()
+    expected = torch.nn.functional.cross_entropy(out[y >= 0], y[y >= 0]) + (7.0 / 2.0) * kl
+    assert kl > 1e-3
+    assert torch.allclose(model.terms(x, y)["supervised"], expected, atol=1e-6)
+    model.eval()
+    assert torch.allclose(model.terms(x, y)["supervised"],
+                          torch.nn.functional.cross_entropy(out[y >= 0], y[y >= 0]), atol=1e-6)
+
+
+def test_class_balance_raises_an_under_predicted_class():
+    """On unlabelled rows that the head gives mostly to class 0, gradient steps on the
+    class-balance term alone move the mean prediction towards the prior (uniform here): the
+    share of class 0 falls and that of the others rises. Without the term nothing moves."""
+    def mean_prediction_after(beta):
+        torch.manual_seed(0)
+        model = build_model(8, n_components=4, hidden_layer_sizes=(6,))
+        head = SupervisedHead(1.0, 4, 3, class_balance=beta)
+        with torch.no_grad():
+            head.net.linears[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0]))
+        model.penalties.append(head)
+        model.recon_weight = 0.0
+        model.train()
+        x, y = torch.rand(64, 8), torch.full((64,), -1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(20):
+            opt.zero_grad()
+            model(x, y).total.backward()
+            opt.step()
+        with torch.no_grad():
+            return torch.softmax(head.net(model.encode_point(x)), 1).mean(0)
+
+    before = mean_prediction_after(0.0)
+    after = mean_prediction_after(1.0)
+    assert before[0] > 0.85
+    assert after[0] < before[0] - 0.2
+    assert (after[1:] > before[1:] + 0.05).all()
+
+
+def test_classifier_sets_the_prior_from_the_labelled_rows():
+    """π is the class frequencies of the labelled rows (unlabelled rows left out)."""
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 6)).astype(np.float32)
+    y = np.array([0] * 30 + [1] * 10 + [2] * 5 + [-1] * 15)
+    clf = aekit.AutoencoderClassifier(hidden_layer_sizes=(8,), n_components=4, epochs=1, class_balance=1.0,
+                                      random_state=0).fit(X, y)
+    assert torch.allclose(clf._head().prior, torch.tensor([30.0, 10.0, 5.0]) / 45.0)
+
+
 @pytest.mark.slow
 def test_mnist_100_labels_joint_and_pretrain_beat_labels_only():
     """Semi-supervised MNIST (20,000 images, 100 labels): the default joint recipe (reconstruction,

@@ -281,6 +281,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in [
     Setting("consistency_rampup", "int", 0, "epochs over which the consistency weight rises to μ, as "
             "μ·exp(−5(1 − e/R)²) in epoch e < R (Laine & Aila 2017); 0: μ from the first step", ("supervised",),
             low=0),
+    Setting("class_balance", "float", 0.0, "weight β of the class-balance term β·KL(π ‖ p̄): p̄ the head's mean "
+            "class probabilities over a batch, π the class frequencies of the labelled rows; keeps a class from "
+            "being taken over by another in semi-supervised training (Krause et al. 2010)", ("supervised",), low=0),
     Setting("head_epochs", "int", 20, "epochs of fine-tuning step 1 (the head alone, on labelled rows)",
             ("supervised",), low=1),
     Setting("finetune_epochs", "int", 50, "epochs of supervised training of the whole network (fine-tuning step 2 "

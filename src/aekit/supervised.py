@@ -76,7 +76,7 @@ class _Supervised(_NeuralEstimator):
         code_size = self.n_components_
         model.penalties.append(SupervisedHead(p.supervised_weight, code_size, self.n_outputs_, p.head_hidden_layer_sizes,
                                               p.activation, self._task, p.consistency,
-                                              p.consistency_rampup))
+                                              p.consistency_rampup, p.class_balance))
         return model
 
     def _check_combination(self, p):
@@ -127,6 +127,9 @@ class _Supervised(_NeuralEstimator):
         self._prepare_shape(X, p)
         X2 = X.reshape(X.shape[0], -1)
         self._fit_setup(X2, p)
+        if self._task == "classification":  # π of the class-balance term: the labelled rows' class frequencies
+            counts = torch.bincount(y_t[torch.from_numpy(labelled)], minlength=self.n_outputs_).float()
+            self._head().prior.copy_(counts / counts.sum())
         Xt = torch.from_numpy(X2)
         config = TrainConfig(**{k: v for k, v in p.pick("train", "semi").items() if k != "random_state"}, seed=self._seed)
         lab = torch.from_numpy(np.nonzero(labelled)[0])
