@@ -46,7 +46,8 @@ MODELS = {
 }
 
 COMMON = {"n_components": 1000, "hidden_layer_sizes": (), "code_activation": "sigmoid", "tied": True, "loss": "bce",
-          "head_hidden_layer_sizes": (), "supervised_weight": 1.0, "consistency": 0.0, "labelled_per_batch": 0,
+          "head_hidden_layer_sizes": (), "supervised_weight": 1.0, "consistency": 0.0, "class_balance": 0.0,
+          "labelled_per_batch": 0,
           "noise": None, "finetune_noise": False, "batch_size": 128, "validation_fraction": 1 / 6,
           "early_stopping": True, "tol": 0.0}
 
