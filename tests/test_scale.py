@@ -18,6 +18,7 @@ import aekit
 import aekit.train as train_module
 from aekit.data.rows import NpyRows
 from aekit.model import build_model
+from aekit.parts.heads import SupervisedHead
 from aekit.parts.penalties import Shard, kl_sparsity
 from aekit.train import TrainConfig, train
 
@@ -36,6 +37,22 @@ def make():
                        sparsity_weight=0.5, weight_decay=1e-3)
 
 
+def make_head():
+    """make() with a classification head whose class-balance term is a batch statistic too."""
+    model = make()
+    head = SupervisedHead(2.0, 4, 3, class_balance=5.0)
+    head.prior.copy_(torch.tensor([0.5, 0.3, 0.2]))
+    with torch.no_grad():  # predictions that differ from row to row, so that p̄ depends on the rows
+        head.net.linears[-1].weight.mul_(30.0)
+    model.penalties.append(head)
+    return model
+
+
+def labels():
+    """Classes 0-2 and -1 (unlabelled) for the rows of data()."""
+    return torch.from_numpy(np.random.RandomState(1).randint(-1, 3, N_ROWS))
+
+
 def config(epochs, checkpoint=None):
     return TrainConfig(epochs=epochs, batch_size=50, learning_rate=1e-2, seed=1, validation_fraction=0.1,
                        verbose=False, checkpoint_path=None if checkpoint is None else str(checkpoint))
@@ -50,7 +67,8 @@ def free_port() -> int:
 def _worker(rank, world, port, tmp):
     """One rank: (a) a full run that checkpoints into run/, counting who saves and who is
     called back; (b) a 1-process checkpoint resumed on 2 ranks; (c) a 2-rank checkpoint for
-    the parent to resume alone; (d) one step's KL sparsity term and gradient."""
+    the parent to resume alone; (d) one step's KL sparsity term and gradient; (e) the same for a
+    classification head with a class-balance term."""
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     tmp = Path(tmp)
@@ -76,6 +94,14 @@ def _worker(rank, world, port, tmp):
     terms = torch.stack([loss.terms[k] for k in ("kl_sparsity", "recon", "loss")])
     dist.all_reduce(terms)
     out["kl_terms"], out["kl_grads"] = terms, {n: p.grad for n, p in model.named_parameters()}
+    # (e) the same for a head with a class-balance term (p̄ over the global batch)
+    model = make_head()
+    loss = model(X[idx], labels()[idx], shard=Shard(rank, world, KL_BATCH))
+    loss.total.backward()
+    train_module._reduce_gradients(list(model.parameters()), train_module._Ranks(rank, world))
+    terms = torch.stack([loss.terms[k] for k in ("supervised", "loss")])
+    dist.all_reduce(terms)
+    out["head_terms"], out["head_grads"] = terms, {n: p.grad for n, p in model.named_parameters()}
     torch.save(out, tmp / f"rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -336,3 +362,22 @@ def test_mlflow_logs_every_epoch_and_the_final_metrics(tmp_path, monkeypatch):
     run = client.get_run(run_id)
     assert run.data.metrics["final_mse"] == 0.25 and "final_name" not in run.data.metrics
     assert run.data.params["hidden_layer_sizes"] == "(4,)"
+
+
+def test_class_balance_across_ranks_is_the_single_process_value(two_ranks):
+    """p̄ of the class-balance term is the mean over the global batch: the head's term and the
+    gradient equal one process's, and a per-rank p̄ would give another number."""
+    _, (r0, _) = two_ranks
+    model = make_head()
+    x, y = data()[:KL_BATCH], labels()[:KL_BATCH]
+    loss = model(x, y)
+    loss.total.backward()
+    assert r0["head_terms"][0].item() == pytest.approx(loss.terms["supervised"].item(), rel=1e-5)
+    assert r0["head_terms"][1].item() == pytest.approx(loss.terms["loss"].item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(r0["head_grads"][name], p.grad, atol=1e-6, rtol=1e-4), name
+    head = model.penalty("supervised")
+    p = torch.softmax(head.net(model.encode_point(x)), 1).detach()
+    kl = lambda q: (head.prior * (head.prior / q.mean(0)).log()).sum()  # noqa: E731
+    per_rank = sum(kl(part) for part in torch.tensor_split(p, 2)) / 2
+    assert abs(per_rank - kl(p)).item() * 5.0 / 2.0 > 1e-4

@@ -83,6 +83,7 @@ def test_targets_reach_the_head_through_the_loop(digits):
     """Joint training lowers the supervised term (the loop hands each batch's labels to it)."""
     X, y = digits
     clf = aekit.AutoencoderClassifier(hidden_layer_sizes=(32,), n_components=16, epochs=15, noise=None, consistency=0.0,
+                                      class_balance=0.0,
                                       lr_schedule=None, supervised_weight=1.0, random_state=0).fit(X, y)
     sup = [r["supervised"] for r in clf.history_]
     assert sup[-1] < 0.5 * sup[0]
@@ -288,6 +289,23 @@ def test_class_balance_raises_an_under_predicted_class():
     assert (after[1:] > before[1:] + 0.05).all()
 
 
+def test_classifier_calls_back_after_every_epoch_of_every_stage(digits):
+    """fit(callback=) reaches the loop in each stage; predict works inside it and training goes on."""
+    X, y = digits
+    y = y.copy()
+    y[200:] = -1
+    seen = []
+    clf = aekit.AutoencoderClassifier(procedure="pretrain", hidden_layer_sizes=(16,), n_components=8, epochs=2,
+                                      head_epochs=3, finetune_epochs=4, random_state=0)
+    clf.fit(X[:400], y[:400], callback=lambda r: seen.append((r["epoch"], clf.predict(X[:5]).shape)) and False)
+    assert [e for e, _ in seen] == [1, 2, 1, 2, 3, 1, 2, 3, 4]
+    assert all(shape == (5,) for _, shape in seen)
+    stopped = []
+    aekit.AutoencoderClassifier(hidden_layer_sizes=(16,), n_components=8, epochs=5, random_state=0).fit(
+        X[:400], y[:400], callback=lambda r: stopped.append(r["epoch"]) or True)
+    assert stopped == [1]
+
+
 def test_classifier_sets_the_prior_from_the_labelled_rows():
     """π is the class frequencies of the labelled rows (unlabelled rows left out)."""
     rng = np.random.default_rng(0)
@@ -316,6 +334,7 @@ def test_mnist_100_labels_joint_and_pretrain_beat_labels_only():
     ys[keep] = y[keep]
     Xt, yt = d.X_test[:5000], d.y_test[:5000]
     small = dict(epochs=10, hidden_layer_sizes=(256,), n_components=32, lr_schedule=None, consistency_rampup=0,
+                 class_balance=0.0,
                  random_state=0)
     err = {proc: 1 - aekit.AutoencoderClassifier(procedure=proc, **small).fit(X, ys).score(Xt, yt)
            for proc in ("none", "pretrain", "joint")}

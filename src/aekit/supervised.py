@@ -84,7 +84,7 @@ class _Supervised(_NeuralEstimator):
         if p.variational and (p.contractive or p.sparsity_weight):
             raise ValueError("a VAE code (variational=True) takes no contractive or KL-sparsity penalty.")
 
-    def _stage(self, X, y, config, *, epochs, supervised_only, frozen=False) -> list[dict]:
+    def _stage(self, X, y, config, *, epochs, supervised_only, frozen=False, callback=None) -> list[dict]:
         """One run of the training loop. ``supervised_only``: the reconstruction and the
         autoencoder's regularisers (penalties other than the head; the corruption too unless
         ``finetune_noise``) are off, at ``finetune_learning_rate`` with ``finetune_optimizer``. ``frozen``: only the head's
@@ -107,7 +107,7 @@ class _Supervised(_NeuralEstimator):
             if p.finetune_optimizer is not None:
                 config = dataclasses.replace(config, optimizer=p.finetune_optimizer)
         try:
-            return train(model, X, dataclasses.replace(config, epochs=epochs), y=y)
+            return train(model, X, dataclasses.replace(config, epochs=epochs), y=y, callback=callback)
         finally:
             for q in model.parameters():
                 q.requires_grad_(True)
@@ -116,8 +116,10 @@ class _Supervised(_NeuralEstimator):
                 q.weight = w
             model.corruption = saved_corruption
 
-    def fit(self, X, y):
-        """Train on X with targets y (−1 / NaN for unlabelled rows) by ``procedure``."""
+    def fit(self, X, y, *, callback=None):
+        """Train on X with targets y (−1 / NaN for unlabelled rows) by ``procedure``.
+        ``callback(record)`` is called after each epoch of every stage (as for the
+        autoencoders' fit; returning True ends that stage)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         p = self._checked_params()
@@ -135,16 +137,16 @@ class _Supervised(_NeuralEstimator):
         lab = torch.from_numpy(np.nonzero(labelled)[0])
         t0 = time.perf_counter()
         if p.procedure == "joint":
-            stages = [("joint", self._stage(Xt, y_t, config, epochs=p.epochs, supervised_only=False))]
+            stages = [("joint", self._stage(Xt, y_t, config, epochs=p.epochs, supervised_only=False, callback=callback))]
         elif p.procedure == "pretrain":
-            stages = [("unsupervised", self._train(Xt, p, config)),
+            stages = [("unsupervised", self._train(Xt, p, config, callback=callback)),
                       ("head", self._stage(Xt[lab], y_t[lab], config, epochs=p.head_epochs, supervised_only=True,
-                                           frozen=True)),
+                                           frozen=True, callback=callback)),
                       ("fine-tuning", self._stage(Xt[lab], y_t[lab], config, epochs=p.finetune_epochs,
-                                                  supervised_only=True))]
+                                                  supervised_only=True, callback=callback))]
         else:  # none: the same network on the labelled rows alone
             stages = [("supervised only", self._stage(Xt[lab], y_t[lab], config, epochs=p.finetune_epochs,
-                                                      supervised_only=True))]
+                                                      supervised_only=True, callback=callback))]
         self.training_time_ = time.perf_counter() - t0
         self.history_ = [{**r, "stage": r.get("stage", name)} for name, hist in stages for r in hist]
         self.n_iter_ = len(self.history_)
@@ -190,11 +192,13 @@ class AutoencoderClassifier(ClassifierMixin, _Supervised):
         return ("confusion-matrix", "reconstructions", "code-map", "filters", "loss-curves", "stage-curves")
 
     # The defaults are the recipe measured in benchmarks/semisupervised.py (MNIST, 100 labels):
-    # joint training of a 784-1000-500-50 network with Gaussian input noise σ = 0.5 and a
-    # consistency cost μ = 30 ramped up over 5 epochs, 20 epochs under a cosine schedule.
+    # joint training of a 784-1000-500-50 network with Gaussian input noise σ = 0.5, a
+    # consistency cost μ = 30 ramped up over 5 epochs and a class-balance term β = 10,
+    # 20 epochs under a cosine schedule.
     _param_defaults = parameters(*_UNSUPERVISED_GROUPS, "classes", n_components=50, hidden_layer_sizes=(1000, 500),
                                  labelled_per_batch=32, noise="gaussian", noise_level=0.5, supervised_weight=10.0,
-                                 consistency=30.0, consistency_rampup=5, epochs=20, lr_schedule="cosine",
+                                 consistency=30.0, consistency_rampup=5, class_balance=10.0, epochs=20,
+                                 lr_schedule="cosine",
                                  head_epochs=300, finetune_epochs=300)
 
     def _targets(self, y, n):
