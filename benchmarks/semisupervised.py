@@ -38,6 +38,23 @@ def draw_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return out
 
 
+def tracer(clf, X_test, y_test, trace: list):
+    """A fit callback appending, after each epoch, the test error and the three largest
+    off-diagonal counts of the confusion matrix (the fit time then includes these evaluations)."""
+    def record_epoch(record):
+        pred = clf.predict(X_test)
+        k = len(clf.classes_)
+        cm = np.bincount(np.searchsorted(clf.classes_, y_test) * k + np.searchsorted(clf.classes_, pred),
+                         minlength=k * k).reshape(k, k)
+        off = (cm - np.diag(np.diag(cm))).ravel()
+        top = np.argsort(-off, kind="stable")[:3]
+        trace.append({"epoch": record["epoch"], "test_error_percent": round(100 * float(np.mean(pred != y_test)), 2),
+                      "top_confusions": [[int(clf.classes_[i // k]), int(clf.classes_[i % k]), int(off[i])] for i in top]})
+        print(trace[-1], flush=True)
+        return False
+    return record_epoch
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=5, help="label draws (seeds 0..draws-1)")
@@ -46,6 +63,8 @@ def main():
     ap.add_argument("--procedures", default="none,pretrain,joint")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                     help="classifier settings other than the defaults, e.g. epochs=20")
+    ap.add_argument("--trace", action="store_true",
+                    help="after every epoch, record the test error and the three largest confusions (true, predicted, count)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="semisupervised")
     args = ap.parse_args()
@@ -64,11 +83,13 @@ def main():
         for seed in seeds:
             ys = draw_labels(y_train, args.per_class, seed)
             t0 = time.perf_counter()
-            clf = aekit.AutoencoderClassifier(procedure=proc, random_state=seed, **overrides).fit(data.X_train, ys)
+            clf = aekit.AutoencoderClassifier(procedure=proc, random_state=seed, **overrides)
+            trace = []
+            clf.fit(data.X_train, ys, callback=tracer(clf, data.X_test, data.y_test, trace) if args.trace else None)
             seconds = time.perf_counter() - t0
             err = 100 * (1 - clf.score(data.X_test, data.y_test))
             result["runs"].append({"procedure": proc, "draw": seed, "test_error_percent": round(err, 3),
-                                   "fit_seconds": round(seconds, 1)})
+                                   "fit_seconds": round(seconds, 1), **({"trace": trace} if args.trace else {})})
             print(f"{proc} draw {seed}: test error {err:.2f}% in {seconds:.0f}s", flush=True)
             summary = {}
             for p in {r["procedure"] for r in result["runs"]}:
