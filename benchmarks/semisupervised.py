@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from sklearn.metrics import confusion_matrix
 
 from _common import load_mnist, machine_info, matmul_peak, write_result
 
@@ -44,8 +45,7 @@ def tracer(clf, X_test, y_test, trace: list):
     def record_epoch(record):
         pred = clf.predict(X_test)
         k = len(clf.classes_)
-        cm = np.bincount(np.searchsorted(clf.classes_, y_test) * k + np.searchsorted(clf.classes_, pred),
-                         minlength=k * k).reshape(k, k)
+        cm = confusion_matrix(y_test, pred, labels=clf.classes_)
         off = (cm - np.diag(np.diag(cm))).ravel()
         top = np.argsort(-off, kind="stable")[:3]
         trace.append({"epoch": record["epoch"], "test_error_percent": round(100 * float(np.mean(pred != y_test)), 2),
