@@ -78,8 +78,8 @@ def main():
     result = {"benchmark": "semisupervised", "machine": machine_info(), "matmul_peak_gflops": matmul_peak() / 1e9,
               "published_test_error_percent": PUBLISHED, "labels": args.per_class * 10,
               "settings_overrides": overrides, "defaults": aekit.AutoencoderClassifier().get_params(), "runs": []}
+    seeds = [int(s) for s in args.only_draws.split(",")] if args.only_draws else range(args.draws)
     for proc in args.procedures.split(","):
-        seeds = [int(s) for s in args.only_draws.split(",")] if args.only_draws else range(args.draws)
         for seed in seeds:
             ys = draw_labels(y_train, args.per_class, seed)
             t0 = time.perf_counter()

@@ -22,6 +22,7 @@ of the optimiser. Their validation loss is the head's loss.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 
 import numpy as np
@@ -136,17 +137,15 @@ class _Supervised(_NeuralEstimator):
         config = TrainConfig(**{k: v for k, v in p.pick("train", "semi").items() if k != "random_state"}, seed=self._seed)
         lab = torch.from_numpy(np.nonzero(labelled)[0])
         t0 = time.perf_counter()
+        stage = functools.partial(self._stage, config=config, callback=callback)
         if p.procedure == "joint":
-            stages = [("joint", self._stage(Xt, y_t, config, epochs=p.epochs, supervised_only=False, callback=callback))]
+            stages = [("joint", stage(Xt, y_t, epochs=p.epochs, supervised_only=False))]
         elif p.procedure == "pretrain":
             stages = [("unsupervised", self._train(Xt, p, config, callback=callback)),
-                      ("head", self._stage(Xt[lab], y_t[lab], config, epochs=p.head_epochs, supervised_only=True,
-                                           frozen=True, callback=callback)),
-                      ("fine-tuning", self._stage(Xt[lab], y_t[lab], config, epochs=p.finetune_epochs,
-                                                  supervised_only=True, callback=callback))]
+                      ("head", stage(Xt[lab], y_t[lab], epochs=p.head_epochs, supervised_only=True, frozen=True)),
+                      ("fine-tuning", stage(Xt[lab], y_t[lab], epochs=p.finetune_epochs, supervised_only=True))]
         else:  # none: the same network on the labelled rows alone
-            stages = [("supervised only", self._stage(Xt[lab], y_t[lab], config, epochs=p.finetune_epochs,
-                                                      supervised_only=True, callback=callback))]
+            stages = [("supervised only", stage(Xt[lab], y_t[lab], epochs=p.finetune_epochs, supervised_only=True))]
         self.training_time_ = time.perf_counter() - t0
         self.history_ = [{**r, "stage": r.get("stage", name)} for name, hist in stages for r in hist]
         self.n_iter_ = len(self.history_)

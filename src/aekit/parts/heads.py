@@ -83,16 +83,20 @@ class SupervisedHead(Penalty):
             per_row = (out - torch.nan_to_num(ctx.y)).pow(2).sum(1)
         labelled_sum = (per_row * mask).sum()
         term = (labelled_sum if shard is None else shard.global_sum(labelled_sum)) / n_labelled.clamp_min(1)
-        if self.consistency and self.task == "classification" and ctx.x_in is not ctx.x and self.training:
+        if self.task != "classification" or not self.training or not (self.consistency or self.class_balance):
+            return term if shard is None else shard.share(term)
+        # the training regularisers on the class probabilities; each weight per λ (μ/λ, β/λ) so
+        # that the total is λ·CE + μ·consistency + β·KL
+        probs = torch.softmax(out, 1)                               # (n, n_outputs)
+        if self.consistency and ctx.x_in is not ctx.x:
             with torch.no_grad():
                 clean = torch.softmax(self.net(ctx.model.encode_point(ctx.x)), 1)
-            # per weight λ: μ/λ so that the total is λ·CE + μ·consistency
-            gap = (torch.softmax(out, 1) - clean).pow(2).sum(1)
+            gap = (probs - clean).pow(2).sum(1)
             gap = gap.mean() if shard is None else shard.global_sum(gap.sum()) / shard.n_global
             term = term + (self.consistency_weight(ctx.model.epoch) / max(self.weight, 1e-12)) * gap
-        if self.class_balance and self.task == "classification" and self.training:
-            p_sum = torch.softmax(out, 1).sum(0)                    # (n_outputs,)
+        if self.class_balance:
+            p_sum = probs.sum(0)                                    # (n_outputs,)
             p_bar = p_sum / out.shape[0] if shard is None else shard.global_sum(p_sum) / shard.n_global
-            kl = (self.prior * (self.prior.clamp_min(1e-12).log() - p_bar.clamp_min(1e-12).log())).sum()
+            kl = (self.prior * (self.prior.log() - p_bar.clamp_min(1e-12).log())).sum()
             term = term + (self.class_balance / max(self.weight, 1e-12)) * kl
         return term if shard is None else shard.share(term)
