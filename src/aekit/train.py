@@ -44,6 +44,7 @@ from safetensors.torch import save as _serialise
 from tqdm.auto import tqdm
 
 from ._files import atomic_write, digest
+from ._heap import keep_heap
 from .data.rows import NpyRows
 from .parts.penalties import Shard
 from .settings import SETTINGS, names
@@ -320,6 +321,8 @@ def train(model, X: torch.Tensor, config: TrainConfig, X_val: torch.Tensor | Non
     """
     device = resolve_device(config.device)
     ranks, device = setup_distributed(device)
+    if device.type == "cpu":
+        keep_heap()  # once per process: each step's tensors reuse heap pages (aekit._heap)
     y = _check_targets(y, X, "y")
     model.to(device)
     X = X.to(device)
