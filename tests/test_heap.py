@@ -12,7 +12,10 @@ import pytest
 
 from aekit import _heap
 
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+_LIBC, _LIBC_VERSION = platform.libc_ver()
+GLIBC = platform.system() == "Linux" and _LIBC == "glibc"
+# mallinfo2 (the probe's reading of the heap's free top) is glibc 2.33 and later
+GLIBC_233 = GLIBC and tuple(int(x) for x in _LIBC_VERSION.split(".")[:2]) >= (2, 33)
 
 # A process trains a tiny model (which pins the heap unless opted out), then repeats the
 # allocation pattern of a training step with malloc itself (no small allocation in between
@@ -20,7 +23,9 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # glibc's adaptive trim threshold is at most 64 MiB, so each step's 96 MiB is taken from the
 # kernel and trimmed back: ~24,000 page faults per step.
 _SCRIPT = textwrap.dedent("""
-    import ctypes, ctypes.util, json, resource, torch
+    import ctypes, json, resource, torch
+    libc = ctypes.CDLL("libc.so.6")
+    libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4 KiB pages, so the fault count means the same everywhere
     torch.set_num_threads(1)
     from aekit._heap import heap_state
     from aekit.model import build_model
@@ -29,12 +34,19 @@ _SCRIPT = textwrap.dedent("""
     model = build_model(16, n_components=2)
     train(model, torch.rand(64, 16), TrainConfig(epochs=2, batch_size=16, seed=0))
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
 
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = Mallinfo2
+
     def step():
         blocks = [libc.malloc(4 << 20) for _ in range(24)]
+        assert all(blocks), "malloc failed"
         for b in blocks:
             ctypes.memset(b, 1, 4 << 20)
         for b in blocks:
@@ -46,26 +58,31 @@ _SCRIPT = textwrap.dedent("""
     for _ in range(10):
         step()
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
+    top = libc.mallinfo2().keepcost  # free space at the heap's top, still mapped
     weights = [p.detach().double().sum().item() for p in model.parameters()]
-    print(json.dumps({"faults_per_step": faults, "weights": weights, **heap_state()}))
+    print(json.dumps({"faults_per_step": faults, "free_top_mib": top / 2 ** 20, "weights": weights,
+                      **heap_state()}))
 """)
 
 
 def _run(**env):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD", "AEKIT_KEEP_HEAP")}
     out = subprocess.run([sys.executable, "-c", _SCRIPT], env={**clean, **env}, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not GLIBC, reason="the heap is tuned on glibc only")
+@pytest.mark.skipif(not GLIBC_233, reason="the heap is tuned on glibc only; the probe needs glibc >= 2.33")
 def test_training_keeps_freed_memory_in_the_heap():
     kept, default = _run(), _run(AEKIT_KEEP_HEAP="0")
     assert kept["applied"] and kept["reason"] == "pinned"
     assert not default["applied"] and default["reason"] == "AEKIT_KEEP_HEAP=0"
     assert default["faults_per_step"] > 10000  # glibc as it is: every step faults its 96 MiB in again
-    assert kept["faults_per_step"] < 100      # pinned: the step reuses the heap's pages
+    assert default["free_top_mib"] < 64         # because the freed top of the heap went back to the kernel
+    assert kept["faults_per_step"] < 100      # pinned: the step reuses the heap's pages,
+    assert kept["free_top_mib"] >= 96          # which stay mapped at the heap's top
     assert kept["weights"] == default["weights"]  # and training is the same, bit for bit
 
 
