@@ -19,11 +19,18 @@ epoch; the summary takes the median epoch after the first in each process, then 
 the ratios, then their median over rounds. The machine's float32 matmul peak is measured in
 the parent before and after.
 
+Second part (``--parts toggle``): the cost of the faults themselves, in one process. aekit's
+conv-AE loop trains ``--toggle-epochs`` epochs while the script switches the thresholds
+between epochs, alternately to the pinned values and to glibc's initial ones (128 KiB and
+128 KiB: the state of a process whose adaptive thresholds never rose, the worst case of the
+default); wall, user and system seconds and faults per step of each epoch (after the first
+of each kind).
+
 Models: ``conv`` (train_speed's conv AE on the 4000 CIFAR-10 images, batch 128), ``mlp``
 (the Hinton network 784-1000-500-250-30 on MNIST's 60,000 images, logistic units, batch 128),
 ``mlp-relu``.
 
-    python benchmarks/heap.py [--models conv mlp] [--rounds 4] [--threads 2] [--name heap]
+    python benchmarks/heap.py [--parts rounds toggle] [--models conv mlp] [--rounds 4] [--threads 2] [--name heap]
 """
 
 from __future__ import annotations
@@ -103,6 +110,57 @@ def child(model_name: str, variant: str, epochs: int, threads: int) -> dict:
             "final_loss": float(final), "heap": _heap.heap_state()}
 
 
+def toggle(epochs: int, threads: int) -> dict:
+    """aekit's conv-AE loop with the thresholds switched between epochs: pinned, glibc's
+    initial (128 KiB, 128 KiB), pinned, ... (run in a fresh child process with
+    AEKIT_KEEP_HEAP=0, so that train() leaves the thresholds to this function)."""
+    import ctypes
+    import statistics as st
+
+    torch.set_num_threads(threads)
+    import train_speed as ts
+    from aekit import _heap
+    from aekit.train import TrainConfig, train
+
+    libc = ctypes.CDLL("libc.so.6")
+
+    def set_heap(pinned: bool):
+        libc.mallopt(_heap.M_MMAP_THRESHOLD, _heap.MMAP_THRESHOLD if pinned else 128 << 10)
+        libc.mallopt(_heap.M_TRIM_THRESHOLD, _heap.TRIM_THRESHOLD if pinned else 128 << 10)
+
+    X = ts.load_cifar()
+    torch.manual_seed(0)
+    model = ts.aekit_conv_model()
+    order = [i % 2 == 0 for i in range(epochs)]
+    rows = {True: [], False: []}
+    steps = -(-X.shape[0] // 128)
+
+    def usage():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return time.perf_counter(), r.ru_utime, r.ru_stime, r.ru_minflt
+
+    at = {"i": 0, "mark": None}
+
+    def after_epoch(record):
+        now = usage()
+        rows[order[at["i"]]].append([b - a for a, b in zip(at["mark"], now)])
+        at["i"] += 1
+        if at["i"] < len(order):
+            set_heap(order[at["i"]])
+        at["mark"] = usage()
+
+    set_heap(order[0])
+    at["mark"] = usage()
+    train(model, X, TrainConfig(epochs=epochs, batch_size=128, seed=0), callback=after_epoch)
+    out = {}
+    for pinned, name in ((True, "pinned"), (False, "glibc_initial")):
+        r = rows[pinned][1:]
+        out[name] = {"epochs": len(r), "wall": st.median(x[0] for x in r), "user": st.median(x[1] for x in r),
+                     "sys": st.median(x[2] for x in r), "faults_per_step": st.median(x[3] for x in r) / steps}
+    out["wall_ratio_initial_over_pinned"] = out["glibc_initial"]["wall"] / out["pinned"]["wall"]
+    return out
+
+
 def run_child(model_name, variant, epochs, threads) -> dict:
     """One fresh process; checks that it pinned the heap exactly when the variant should."""
     env = {k: v for k, v in os.environ.items()
@@ -139,7 +197,12 @@ def main():
         _, _, model_name, variant, epochs, threads = sys.argv
         print(json.dumps(child(model_name, variant, int(epochs), int(threads))))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--toggle-child":
+        print(json.dumps(toggle(int(sys.argv[2]), int(sys.argv[3]))))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", default=["rounds", "toggle"], choices=["rounds", "toggle"])
+    ap.add_argument("--toggle-epochs", type=int, default=12, help="epochs of the toggle part (half of each kind)")
     ap.add_argument("--models", nargs="+", default=["conv", "mlp"], choices=sorted(EPOCHS))
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -153,7 +216,7 @@ def main():
     result = {"benchmark": "heap", "machine": machine_info(), "threads": args.threads, "rounds": args.rounds,
               "transparent_hugepages": thp.read_text().strip() if thp.exists() else None,
               "matmul_peak_gflops_before": matmul_peak() / 1e9, "models": {}}
-    for model_name in args.models:
+    for model_name in args.models if "rounds" in args.parts else []:
         epochs = args.epochs or EPOCHS[model_name]
         runs = []
         for r in range(args.rounds):
@@ -163,6 +226,15 @@ def main():
                   flush=True)
         result["models"][model_name] = {"epochs": epochs, "runs": runs, **summarise(runs)}
         print(model_name, json.dumps(result["models"][model_name]["ratio_medians"]), flush=True)
+    if "toggle" in args.parts:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+        out = subprocess.run([sys.executable, __file__, "--toggle-child", str(args.toggle_epochs), str(args.threads)],
+                             env={**env, "AEKIT_KEEP_HEAP": "0"}, capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=1800)
+        if out.returncode:
+            raise RuntimeError(f"toggle failed:\n{out.stderr}")
+        result["toggle_conv"] = json.loads(out.stdout.strip().splitlines()[-1])
+        print("toggle", json.dumps(result["toggle_conv"]), flush=True)
     result["matmul_peak_gflops_after"] = matmul_peak() / 1e9
     write_result(args.name, result)
 

@@ -12,9 +12,9 @@ threshold (and at most 32 MiB) is freed, the mmap threshold becomes its size and
 threshold twice that, so they reach at most 32 MiB and 64 MiB. A step whose tensors add up to
 more than the trim threshold therefore returns its memory at the end of the step and takes
 it back at the next, one page fault per 4 KiB page, each page zeroed by the kernel, and with
-two threads both fault into the same address space. Measured (BENCHMARKS.md, heap): thousands
-of faults per step of a conv autoencoder, and a conv layer's forward 3.4 ms instead of 0.6 ms
-while its outputs fault in.
+two threads both fault into the same address space. Measured (BENCHMARKS.md, heap): up to
+1,900 faults per step of a conv autoencoder in fresh processes, 22,000 in glibc's initial state
+(an epoch 1.66× as long), about 1.3 µs of kernel time each; with the thresholds pinned, 0–8.
 
 :func:`keep_heap` pins both thresholds, once per process, at the first training on a CPU:
 
