@@ -58,8 +58,16 @@ EPOCHS = {"conv": 6, "mlp": 3, "mlp-relu": 3}
 
 
 def _usage():
+    """(wall s, user CPU s, system CPU s, page faults) of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return time.perf_counter(), r.ru_utime + r.ru_stime, r.ru_minflt
+    return time.perf_counter(), r.ru_utime, r.ru_stime, r.ru_minflt
+
+
+def _clean_env(**extra) -> dict:
+    """This environment without any malloc tuning or preloaded allocator, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD", "AEKIT_KEEP_HEAP")}
+    return {**env, **extra}
 
 
 def child(model_name: str, variant: str, epochs: int, threads: int) -> dict:
@@ -105,8 +113,8 @@ def child(model_name: str, variant: str, epochs: int, threads: int) -> dict:
         final = losses[-1] if conv else ts.mean_bce(lambda x: a_model.decoder(a_model.encode_point(x)), X)
     steps = -(-X.shape[0] // batch)
     return {"wall": [b[0] - a[0] for a, b in zip(marks, marks[1:])],
-            "cpu": [b[1] - a[1] for a, b in zip(marks, marks[1:])],
-            "faults_per_step": [(b[2] - a[2]) / steps for a, b in zip(marks, marks[1:])],
+            "cpu": [(b[1] + b[2]) - (a[1] + a[2]) for a, b in zip(marks, marks[1:])],
+            "faults_per_step": [(b[3] - a[3]) / steps for a, b in zip(marks, marks[1:])],
             "final_loss": float(final), "heap": _heap.heap_state()}
 
 
@@ -135,22 +143,18 @@ def toggle(epochs: int, threads: int) -> dict:
     rows = {True: [], False: []}
     steps = -(-X.shape[0] // 128)
 
-    def usage():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return time.perf_counter(), r.ru_utime, r.ru_stime, r.ru_minflt
-
     at = {"i": 0, "mark": None}
 
     def after_epoch(record):
-        now = usage()
+        now = _usage()
         rows[order[at["i"]]].append([b - a for a, b in zip(at["mark"], now)])
         at["i"] += 1
         if at["i"] < len(order):
             set_heap(order[at["i"]])
-        at["mark"] = usage()
+        at["mark"] = _usage()
 
     set_heap(order[0])
-    at["mark"] = usage()
+    at["mark"] = _usage()
     train(model, X, TrainConfig(epochs=epochs, batch_size=128, seed=0), callback=after_epoch)
     out = {}
     for pinned, name in ((True, "pinned"), (False, "glibc_initial")):
@@ -163,10 +167,7 @@ def toggle(epochs: int, threads: int) -> dict:
 
 def run_child(model_name, variant, epochs, threads) -> dict:
     """One fresh process; checks that it pinned the heap exactly when the variant should."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD", "AEKIT_KEEP_HEAP")}
-    if variant == "aekit_unpinned":
-        env["AEKIT_KEEP_HEAP"] = "0"
+    env = _clean_env(**({"AEKIT_KEEP_HEAP": "0"} if variant == "aekit_unpinned" else {}))
     out = subprocess.run([sys.executable, __file__, "--child", model_name, variant, str(epochs), str(threads)],
                          env=env, capture_output=True, text=True, cwd=Path(__file__).parent, timeout=1800)
     if out.returncode:
@@ -227,9 +228,8 @@ def main():
         result["models"][model_name] = {"epochs": epochs, "runs": runs, **summarise(runs)}
         print(model_name, json.dumps(result["models"][model_name]["ratio_medians"]), flush=True)
     if "toggle" in args.parts:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
         out = subprocess.run([sys.executable, __file__, "--toggle-child", str(args.toggle_epochs), str(args.threads)],
-                             env={**env, "AEKIT_KEEP_HEAP": "0"}, capture_output=True, text=True,
+                             env=_clean_env(AEKIT_KEEP_HEAP="0"), capture_output=True, text=True,
                              cwd=Path(__file__).parent, timeout=1800)
         if out.returncode:
             raise RuntimeError(f"toggle failed:\n{out.stderr}")
