@@ -16,7 +16,11 @@ Variants (batch 128 unless named):
 Also: the matmuls alone at batch 128 (each layer's forward, input-gradient and weight-gradient
 products timed in isolation, warm caches), the ceiling no loop at this batch can beat.
 
-    python benchmarks/speed_candidates.py [--threads 2] [--blocks 6] [--steps 60]
+``--model conv``: the same variants but adam_in_backward on train_speed's convolutional
+autoencoder (CIFAR-10 images 3×32×32, channels 32-64, code 32, ReLU, squared error), whose
+FLOPs are counted per layer; no matmul-only ceiling (the convolutions are oneDNN kernels).
+
+    python benchmarks/speed_candidates.py [--model mlp|conv] [--threads 2] [--blocks 6] [--steps 60] [--name NAME]
 """
 
 from __future__ import annotations
@@ -28,16 +32,18 @@ import torch
 import torch.nn.functional as F
 
 from _common import load_mnist, machine_info, matmul_peak, mlp_flops, write_result
-from train_speed import SIZES, plain_model
+from train_speed import IMAGE, SIZES, conv_flops, load_cifar, plain_conv_model, plain_model
 
 NETWORK = SIZES + SIZES[::-1][1:]
 
 
-def make_variant(kind: str):
+def make_variant(kind: str, net: str = "mlp"):
     torch.manual_seed(0)
-    model = plain_model()
+    model = plain_model() if net == "mlp" else plain_conv_model()
 
     def loss_of(xb):
+        if net == "conv":  # squared error per image, batch mean (train_speed's conv loss)
+            return (model(xb) - xb).pow(2).sum((1, 2, 3)).mean()
         return F.binary_cross_entropy_with_logits(model(xb), xb, reduction="none").sum(1).mean()
 
     if kind == "adam_in_backward":
@@ -87,16 +93,21 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--steps", type=int, default=60, help="steps per block (batch-128 steps; b512 takes a quarter)")
+    ap.add_argument("--model", choices=("mlp", "conv"), default="mlp")
+    ap.add_argument("--name", default=None, help="result file name (default speed_candidates[_conv])")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    X = torch.from_numpy(load_mnist().X_train)
+    conv = args.model == "conv"
+    X = load_cifar().reshape(-1, *IMAGE) if conv else torch.from_numpy(load_mnist().X_train)
     peak = matmul_peak()
     kinds = ["plain_foreach", "fused_adam", "adam_in_backward", "compiled_loss", "fused_adam_b512"]
+    if conv:
+        kinds.remove("adam_in_backward")
     steps, times, compile_seconds = {}, {k: [] for k in kinds}, None
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(X.shape[0], generator=gen)
     for k in kinds:
-        steps[k] = make_variant(k.replace("_b512", ""))
+        steps[k] = make_variant(k.replace("_b512", ""), args.model)
         b = 512 if k.endswith("b512") else 128
         t0 = time.perf_counter()
         for i in range(10):  # warm-up (and compilation)
@@ -116,25 +127,31 @@ def main():
         pos += args.steps * 128
     median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     per_example = {k: median[k] / (512 if k.endswith("b512") else 128) for k in kinds}
-    flops_per_example = mlp_flops(NETWORK, 1)
-    floor = matmul_floor(128)
+    flops_per_example = conv_flops(1) if conv else mlp_flops(NETWORK, 1)
+    peak_after = matmul_peak()  # the machine's state can drift: the peak before and after
     result = {
-        "benchmark": "speed_candidates", "machine": machine_info(), "matmul_peak_gflops": peak / 1e9,
-        "network": NETWORK, "blocks": args.blocks, "steps_per_block": args.steps,
+        "benchmark": "speed_candidates", "model": args.model, "machine": machine_info(),
+        "threads": args.threads, "matmul_peak_gflops": peak / 1e9, "matmul_peak_gflops_after": peak_after / 1e9,
+        "network": {"image_shape": list(IMAGE), "conv": "train_speed.plain_conv_model"} if conv else NETWORK,
+        "blocks": args.blocks, "steps_per_block": args.steps,
         "median_ms_per_step": {k: 1e3 * v for k, v in median.items()},
-        "epoch_seconds_60000": {k: 60000 * v for k, v in per_example.items()},
+        "ms_per_step_blocks": {k: [1e3 * t for t in v] for k, v in times.items()},
+        f"epoch_seconds_{X.shape[0]}": {k: X.shape[0] * v for k, v in per_example.items()},
         "speedup_over_plain_foreach_per_example": {k: per_example["plain_foreach"] / v for k, v in per_example.items()},
         "fraction_of_matmul_peak": {k: flops_per_example / v / peak for k, v in per_example.items()},
-        "matmul_only_ms_per_step_b128": 1e3 * floor,
-        "matmul_only_fraction_of_peak_b128": flops_per_example * 128 / floor / peak,
         "compile_seconds": compile_seconds,
     }
-    write_result("speed_candidates", result)
+    if not conv:
+        floor = matmul_floor(128)
+        result["matmul_only_ms_per_step_b128"] = 1e3 * floor
+        result["matmul_only_fraction_of_peak_b128"] = flops_per_example * 128 / floor / peak
+    write_result(args.name or ("speed_candidates_conv" if conv else "speed_candidates"), result)
     for k in kinds:
         print(f"{k:18s} {1e3 * median[k]:7.2f} ms/step  ×{result['speedup_over_plain_foreach_per_example'][k]:.2f}  "
               f"{100 * result['fraction_of_matmul_peak'][k]:.0f}% of peak")
-    print(f"matmuls alone at batch 128: {1e3 * floor:.2f} ms/step, "
-          f"{100 * result['matmul_only_fraction_of_peak_b128']:.0f}% of {peak / 1e9:.0f} GFLOP/s")
+    if not conv:
+        print(f"matmuls alone at batch 128: {1e3 * floor:.2f} ms/step, "
+              f"{100 * result['matmul_only_fraction_of_peak_b128']:.0f}% of {peak / 1e9:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":
