@@ -39,6 +39,7 @@ F = "tests/test_features.py"
 T = "tests/test_training.py"
 P = "tests/test_parts.py"
 I = "tests/test_iwae.py"
+CS = "tests/test_contractive_speed.py"
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,22 @@ MUTATIONS = [
              "return (mu[:, None, :] + std[:, None, :] * eps).detach(), eps",
              "no gradient reaches the encoder through the k draws",
              (f"{I}::test_training_uses_the_bound_and_gradients_flow",)),
+    # -- what benchmarks/contractive_speed.py's figures rest on ------------------------------
+    Mutation("contractive-bench-plain-loss-no-penalty", "benchmarks/contractive_speed.py",
+             "    return recon + LAMBDA * jac",
+             "    return recon",
+             "the plain contractive loop trains the reconstruction alone (a cheaper reference)",
+             (CS,)),
+    Mutation("contractive-bench-vmap-not-squared", "benchmarks/contractive_speed.py",
+             "    return jac.pow(2).sum((1, 2))",
+             "    return jac.abs().sum((1, 2))",
+             "the plain loop's torch.func penalty is Σ|J|, not ‖J‖²_F",
+             (CS,)),
+    Mutation("contractive-bench-plain-no-step", "benchmarks/contractive_speed.py",
+             "        opt.step()\n",
+             "        pass\n",
+             "the plain contractive loop never steps its optimiser",
+             (CS,)),
     Mutation("iwae-setting-dropped", "src/aekit/model.py",
              'code = GaussianCode(features, k, p["importance_samples"])',
              "code = GaussianCode(features, k)",
@@ -355,8 +372,10 @@ def main(argv=None) -> int:
         for m in todo:
             print(f"{m.name:32s} {m.file:30s} {m.description}")
         return 0
-    if _git("status", "--porcelain", "--", "src").strip():
-        raise SystemExit("src/ has uncommitted changes; commit or stash them first (the harness restores files with git checkout).")
+    guarded = ["src", *sorted({m.file for m in todo if not m.file.startswith("src/")})]
+    if _git("status", "--porcelain", "--", *guarded).strip():
+        raise SystemExit(f"{' or '.join(guarded)} has uncommitted changes; commit or stash them first (the harness "
+                         "restores files with git checkout).")
 
     for m in todo:  # every snippet must be found exactly once before anything runs
         count = (ROOT / m.file).read_text().count(m.original)
@@ -376,9 +395,9 @@ def main(argv=None) -> int:
             results.append(r)
             print(f"  {r['status']:9s} {m.name:32s} {r['seconds']:6.1f} s  {r['caught_by'] or ''}", flush=True)
     finally:
-        dirty = _git("status", "--porcelain", "--", "src").strip()
+        dirty = _git("status", "--porcelain", "--", *guarded).strip()
         if dirty:
-            print(f"WARNING: src/ is not clean after the run:\n{dirty}", file=sys.stderr)
+            print(f"WARNING: {' or '.join(guarded)} is not clean after the run:\n{dirty}", file=sys.stderr)
 
     width = max(len(r["mutation"]) for r in results)
     print(f"\n{'mutation':{width}s}  status    caught by")
