@@ -21,6 +21,39 @@ RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+def sync(device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; a CPU has nothing to wait for)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_matmul_peak(device, dtype=torch.float32, n: int | None = None, repeat: int = 10) -> float:
+    """The matmul rate (n × n by n × n) of ``dtype`` on ``device``, best of ``repeat``, by
+    wall time after synchronising. n: 2048 on a CPU, 8192 on a GPU (enough work to fill it)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
+    for _ in range(2):
+        torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def gpu_info(device) -> dict:
+    """The GPU's name, compute capability and memory, and whether float32 products may use
+    TF32 (matmul: off by default in PyTorch; cuDNN convolutions: on by default)."""
+    props = torch.cuda.get_device_properties(device)
+    return {"gpu": props.name, "compute_capability": f"{props.major}.{props.minor}",
+            "gpu_memory_gib": round(props.total_memory / 2 ** 30, 1), "cuda": torch.version.cuda,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+
+
 def machine_info() -> dict:
     cpu = "unknown"
     try:

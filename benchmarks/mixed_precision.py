@@ -18,7 +18,12 @@ set against both.
 A CPU with AMX or AVX-512-BF16 runs bfloat16 products several times faster than float32;
 one without them emulates bfloat16 and is slower: the peaks recorded say which this is.
 
-    python benchmarks/mixed_precision.py [--epochs 3] [--conv-epochs 5] [--threads 2] [--name NAME]
+``--device cuda``: the same four loops on a GPU (data, models and Adam on it; every clock
+read after ``torch.cuda.synchronize``), against that GPU's float32 and bfloat16 matmul peaks
+(8192² products) measured in the same run; the result records the GPU and whether float32
+products may use TF32 (PyTorch's defaults: not in matmuls, yes in cuDNN convolutions).
+
+    python benchmarks/mixed_precision.py [--epochs 3] [--conv-epochs 5] [--threads 2] [--device cpu|cuda] [--name NAME]
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from _common import load_mnist, machine_info, mlp_flops, write_result
+from _common import device_matmul_peak, gpu_info, load_mnist, machine_info, mlp_flops, sync, write_result
 from train_speed import (SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, copy_linears,
                          copy_parameters, load_cifar, matmul_peaks, mean_bce, plain_conv_epoch, plain_conv_model,
                          plain_epoch, plain_model)
@@ -88,10 +93,12 @@ def interleave(a_model, X, config, others: dict, epochs: int) -> dict:
     return {"epoch_seconds": times, "epoch_loss": losses}
 
 
-def _timed(fn):
+def _timed(fn, device):
     def run():
+        sync(device)  # nothing of the previous loop's work is left in the queue
         t0 = _clock()
         loss = fn()
+        sync(device)
         return _since(t0)[0], loss
     return run
 
@@ -107,8 +114,9 @@ def _four_loops(a32, X, config, epochs: int, checkpoint: Path, plain32, plain16)
         record = bf16()
         return record["time"], record["loss"]
 
-    out = interleave(a32, X, config, {"aekit_bf16": aekit_bf16, "plain_fp32": _timed(plain32),
-                                      "plain_bf16": _timed(plain16)}, epochs)
+    # aekit's own epoch times end with .item() on the epoch's sums: the queue is empty then
+    out = interleave(a32, X, config, {"aekit_bf16": aekit_bf16, "plain_fp32": _timed(plain32, X.device),
+                                      "plain_bf16": _timed(plain16, X.device)}, epochs)
     return out, a16
 
 
@@ -122,10 +130,11 @@ def mlp_four_ways(X, epochs: int, batch_size: int, activation: str, workdir: Pat
     p32, p16 = plain_model(activation), plain_model(activation)
     copy_linears(a32, p32)
     copy_linears(a32, p16)
+    p32, p16 = p32.to(X.device), p16.to(X.device)
     start = mean_bce(p32, X)
     o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
     g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    out, a16 = _four_loops(a32, X, TrainConfig(batch_size=batch_size, seed=0), epochs,
+    out, a16 = _four_loops(a32, X, TrainConfig(batch_size=batch_size, seed=0, device=str(X.device)), epochs,
                            workdir / f"{activation}.safetensors",
                            lambda: plain_epoch(p32, o32, X, batch_size, g32),
                            lambda: plain_epoch(p16, o16, X, batch_size, g16, bf16=True))
@@ -146,14 +155,15 @@ def conv_four_ways(X, epochs: int, batch_size: int, workdir: Path) -> dict:
     a32 = aekit_conv_model()
     p32 = plain_conv_model()
     copy_parameters(a32, p32)
+    p32 = p32.to(X.device)
     p16 = copy.deepcopy(p32)
     o32, o16 = torch.optim.Adam(p32.parameters(), lr=1e-3), torch.optim.Adam(p16.parameters(), lr=1e-3)
     g32, g16 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    config = TrainConfig(batch_size=batch_size, seed=0)
+    config = TrainConfig(batch_size=batch_size, seed=0, device=str(X.device))
     warm = X[:512]  # warm-up epochs on a slice (oneDNN builds its kernels on first use), throw-away models
     for precision in ("float32", "bfloat16"):
         train(aekit_conv_model(), warm, dataclasses.replace(config, epochs=1, precision=precision))
-    w = plain_conv_model()
+    w = plain_conv_model().to(X.device)
     for bf16 in (False, True):
         plain_conv_epoch(w, torch.optim.Adam(w.parameters()), warm, batch_size, torch.Generator().manual_seed(1),
                          bf16=bf16)
@@ -188,19 +198,29 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--name", default="mixed_precision", help="results/NAME.json (one file per machine type)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: this PyTorch sees no CUDA GPU (torch.cuda.is_available() is False).")
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    X = torch.from_numpy(load_mnist().X_train)
-    peaks32, peaks16 = [matmul_peaks()[0]], [bf16_matmul_peak()]
+    X = torch.from_numpy(load_mnist().X_train).to(device)
+
+    def peaks():
+        if device.type == "cpu":  # as before: by wall time of 2048² products
+            return matmul_peaks()[0], bf16_matmul_peak()
+        return device_matmul_peak(device, torch.float32), device_matmul_peak(device, torch.bfloat16)
+
+    peaks32, peaks16 = map(list, zip(peaks()))
     parts = {}
     with tempfile.TemporaryDirectory() as tmp:
         for act in ("sigmoid", "relu"):
             parts[act] = mlp_four_ways(X, args.epochs, args.batch_size, act, Path(tmp))
-            peaks32.append(matmul_peaks()[0])
-            peaks16.append(bf16_matmul_peak())
-        parts["conv"] = conv_four_ways(load_cifar(), args.conv_epochs, args.batch_size, Path(tmp))
-    peaks32.append(matmul_peaks()[0])
-    peaks16.append(bf16_matmul_peak())
+            for lst, pk in zip((peaks32, peaks16), peaks()):
+                lst.append(pk)
+        parts["conv"] = conv_four_ways(load_cifar().to(device), args.conv_epochs, args.batch_size, Path(tmp))
+    for lst, pk in zip((peaks32, peaks16), peaks()):
+        lst.append(pk)
     peak32, peak16 = max(peaks32), max(peaks16)
     flops = mlp_flops(SIZES + SIZES[::-1][1:], X.shape[0])
     for act in ("sigmoid", "relu"):
@@ -209,6 +229,8 @@ def main():
     result = {
         "benchmark": "mixed_precision",
         "machine": machine_info(),
+        "device": args.device,
+        **({"gpu": gpu_info(device)} if device.type == "cuda" else {}),
         "threads": args.threads,
         "batch_size": args.batch_size,
         "matmul_peak_gflops_fp32": peak32 / 1e9,

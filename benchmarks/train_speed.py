@@ -85,10 +85,10 @@ def plain_model(activation: str = "sigmoid"):
     return nn.Sequential(*enc, *dec)
 
 
-def _forward_context(bf16: bool):
+def _forward_context(bf16: bool, device_type: str = "cpu"):
     """PyTorch's AMP recipe for a plain loop: the forward pass and loss under autocast
-    (bfloat16), backward and step outside; nothing for float32."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    (bfloat16) on the batch's device, backward and step outside; nothing for float32."""
+    return torch.autocast(device_type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def copy_linears(src, dst) -> None:
@@ -114,7 +114,7 @@ def plain_epoch(model, opt, X, batch_size, gen, bf16: bool = False):
     perm = torch.randperm(X.shape[0], generator=gen)
     for i in range(0, X.shape[0], batch_size):
         xb = X[perm[i:i + batch_size]]
-        with _forward_context(bf16):
+        with _forward_context(bf16, xb.device.type):
             loss = F.binary_cross_entropy_with_logits(model(xb).float(), xb, reduction="none").sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -352,7 +352,7 @@ def plain_conv_epoch(model, opt, X, batch_size, gen, channels_last=False, bf16: 
     total, batches = 0.0, 0
     for i in range(0, X.shape[0], batch_size):
         xb = X[perm[i:i + batch_size]].reshape(-1, *IMAGE).contiguous(memory_format=fmt)
-        with _forward_context(bf16):
+        with _forward_context(bf16, xb.device.type):
             loss = (model(xb).float() - xb).pow(2).sum((1, 2, 3)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
