@@ -534,3 +534,49 @@ def test_extra_header_entries_are_refused(saved, tmp_path):
     path = tmp_path / "extra.safetensors"
     path.write_bytes(join(header, data))
     assert "unexpected header entries ['note']" in refused(path, aekit.load, path)
+
+
+# -- where a loaded model computes ------------------------------------------------------------
+@pytest.fixture
+def gpu_fitted(X, tmp_path):
+    """A file written as by a model fitted with device='cuda' (fitted here on the CPU, its
+    device parameter then set: the weights are the same either way)."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: a cuda model loads here")
+    est = aekit.Autoencoder(n_components=3, hidden_layer_sizes=(8,), epochs=2, batch_size=64, random_state=0).fit(X)
+    est.set_params(device="cuda")
+    return est, aekit.save(est, tmp_path / "gpu.safetensors")
+
+
+def test_a_gpu_fitted_model_without_a_gpu_needs_device_cpu(gpu_fitted, X):
+    est, path = gpu_fitted
+    with pytest.raises(ValueError, match=r"gpu\.safetensors was fitted with device='cuda'.*device='cpu'"):
+        aekit.load(path)
+    loaded = aekit.load(path, device="cpu")
+    assert loaded.device == "cpu" and next(loaded.model_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(loaded.transform(X), est.set_params(device="cpu").transform(X))
+    # saved again, the file records where it now computes
+    again = aekit.load(aekit.save(loaded, Path(path).with_name("again.safetensors")))
+    assert again.device == "cpu"
+
+
+def test_load_names_a_bad_device_and_linear_models_ignore_it(saved, X, tmp_path):
+    pca, raw = saved["pca"]
+    pca_path = tmp_path / "pca.safetensors"
+    pca_path.write_bytes(raw)
+    with pytest.raises(ValueError, match="device must be"):
+        aekit.load(pca_path, device="tpu")
+    np.testing.assert_array_equal(aekit.load(pca_path, device="cpu").transform(X), pca.transform(X))
+
+
+def test_cli_loading_verbs_take_device(gpu_fitted, X, tmp_path, capsys):
+    from aekit import cli
+
+    _, path = gpu_fitted
+    rows = tmp_path / "rows.npy"
+    np.save(rows, X[:5])
+    out = tmp_path / "codes.npy"
+    assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out)]) != 0
+    assert "--device cpu" in capsys.readouterr().err
+    assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out), "--device", "cpu"]) == 0
+    assert np.load(out).shape == (5, 3)

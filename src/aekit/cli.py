@@ -138,6 +138,12 @@ def _threads_option(p) -> None:
                    help="CPU threads for torch (default: torch's choice)")
 
 
+def _device_option(p) -> None:
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="where the loaded model computes: cpu, cuda, mps or auto (default: the device it was fitted "
+                        "on; a model fitted on a GPU needs --device cpu on a machine without one)")
+
+
 def _data_dir_option(p) -> None:
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder of the named data sets (default: $AEKIT_DATA or ~/.cache/aekit)")
@@ -205,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--output", required=True, metavar="FILE",
                        help="where to write the result: .npy or .csv, chosen by the extension")
         _threads_option(p)
+        _device_option(p)
 
     ex = sub.add_parser("export", formatter_class=_Formatter, help="export a fitted model's encoder and decoder to ONNX",
                         description="Write OUT/encoder.onnx (x -> code; a VAE's mean and logvar) and OUT/decoder.onnx "
@@ -217,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"),
                     help="PyTorch's ONNX exporter: dynamo (torch.export, the supported one) or torchscript (the "
                          "legacy tracer, faster) (default: dynamo)")
+    _device_option(ex)
     tg = sub.add_parser(
         "tangents", formatter_class=_Formatter,
         help="write the manifold tangents the encoder reads at each input row (PNG grid + .npy)",
@@ -243,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--neighbors", type=int, default=10, metavar="N",
                     help="--local-pca: neighbours of each point whose principal directions are taken (default: 10)")
     _threads_option(tg)
+    _device_option(tg)
     rs = sub.add_parser(
         "restore", formatter_class=_Formatter, help="restore damaged images with a fitted autoencoder",
         description="Load a fitted autoencoder (trained with the damage as its --noise: gaussian/salt-and-pepper for "
@@ -270,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="inpainting: stop when no unknown pixel changes by more than X times the value range "
                          "(default: 1e-4)")
     _threads_option(rs)
+    _device_option(rs)
     se = sub.add_parser(
         "search", formatter_class=_Formatter, help="the training documents nearest a query, by Hamming distance",
         description="Load a hashing run (aekit fit --model hash), hash the query and print the nearest training "
@@ -281,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a text file holding the query (runs on documents), or a .npy/.npz/.csv/.tsv file whose "
                            "rows are queries (runs on other data)")
     se.add_argument("--k", type=int, default=10, metavar="K", help="how many documents to list per query (default: 10)")
+    _device_option(se)
 
     an = sub.add_parser(
         "anomalies", formatter_class=_Formatter, help="score every row of a data set for anomaly; flag and explain",
@@ -580,7 +591,7 @@ def _load_model(args):
     model_path = Path(args.model)
     if not model_path.exists():
         raise UserError(f"model not found: {model_path}")
-    return load(model_path), model_path
+    return load(model_path, device=getattr(args, "device", None)), model_path
 
 
 # -- verbs --------------------------------------------------------------------------------
@@ -1043,7 +1054,7 @@ def cmd_search(args) -> int:
     if not folder.is_dir():
         raise UserError(f"--model {_text(args.model)}: not a run folder (give the --out folder of 'aekit fit --model hash').")
     info = _read_search_data(folder)
-    est = load(folder)
+    est = load(folder, device=args.device)
     if not hasattr(est, "kneighbors") or not hasattr(est, "train_codes_"):
         raise UserError(f"--model {_text(args.model)} holds a {type(est).__name__}, not a hashing model.")
     if isinstance(args.k, bool) or args.k < 1:

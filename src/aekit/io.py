@@ -213,10 +213,13 @@ def _check_usable(estimator) -> None:
         raise ValueError("it encodes or decodes a row of zeros to NaN or infinity")
 
 
-def _rebuild(doc: dict, arrays: dict):
-    """The estimator the document and arrays describe, every step checked."""
+def _rebuild(doc: dict, arrays: dict, device: str | None = None):
+    """The estimator the document and arrays describe, every step checked (``device``: its
+    ``device`` parameter replaced, where it has one)."""
     cls = _estimator_class(doc["class"])
     params = _decode(doc["params"])
+    if device is not None and "device" in params:
+        params["device"] = device
     problem = _differences("parameters", cls._param_defaults, params)
     if problem:
         raise ValueError(f"{problem}, for a {cls.__name__}")
@@ -231,17 +234,35 @@ def _rebuild(doc: dict, arrays: dict):
     return estimator
 
 
-def load(path):
+def load(path, device: str | None = None):
     """Load an estimator written by :func:`save`; it gives bit-identical outputs.
+
+    ``device`` ('cpu', 'cuda', 'mps', 'auto'): where the loaded model computes, replacing
+    the ``device`` it was fitted with (None keeps that one). A model fitted on a GPU loads on
+    a machine without one with ``device='cpu'``; without it, that raises a ValueError that
+    says so. Estimators without a ``device`` parameter (the linear ones) ignore it.
 
     Raises one ``ValueError`` naming the file for anything else: a missing, truncated or
     edited file (digest mismatch), an unknown class, parameters that fail their
     declarations, arrays that do not fit the estimator."""
+    from .train import resolve_device
+
+    if device is not None:
+        resolve_device(device)  # an unknown or absent device is named before anything is read
     doc = read_header(path)
     path = doc["path"]
     arrays = _read_arrays(path)
     _check_digest(path, arrays, doc)
+    params = doc["params"]  # a plain string where it is one; _rebuild checks the rest
+    saved = params.get("device") if device is None and isinstance(params, dict) else None
+    if isinstance(saved, str):
+        try:
+            resolve_device(saved)
+        except ValueError as exc:
+            raise ValueError(f"{path} was fitted with device={saved!r}, which this machine cannot use ({exc}); "
+                             "load it with device='cpu' (aekit.load(path, device='cpu'); the CLI's --device cpu)."
+                             ) from None
     try:
-        return _rebuild(doc, arrays)
+        return _rebuild(doc, arrays, device)
     except Exception as exc:  # anything at all: the caller sees one kind of error, naming the file
         raise ValueError(f"{path} does not hold a loadable aekit model: {exc}") from exc
