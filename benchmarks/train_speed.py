@@ -111,7 +111,7 @@ def copy_parameters(src, dst) -> None:
 def plain_epoch(model, opt, X, batch_size, gen, bf16: bool = False):
     """One epoch of Bernoulli cross-entropy from logits (bf16: forward under autocast, the
     logits cast to float32 for the loss; benchmarks/mixed_precision.py)."""
-    perm = torch.randperm(X.shape[0], generator=gen)
+    perm = torch.randperm(X.shape[0], generator=gen).to(X.device)  # on a GPU: no copy per batch
     for i in range(0, X.shape[0], batch_size):
         xb = X[perm[i:i + batch_size]]
         with _forward_context(bf16, xb.device.type):
@@ -347,7 +347,7 @@ def plain_conv_model():
 def plain_conv_epoch(model, opt, X, batch_size, gen, channels_last=False, bf16: bool = False):
     """One epoch of squared error Σ(x − x̂)² per image, batch mean; returns the mean loss
     (bf16: as :func:`plain_epoch`)."""
-    perm = torch.randperm(X.shape[0], generator=gen)
+    perm = torch.randperm(X.shape[0], generator=gen).to(X.device)  # on a GPU: no copy per batch
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     total, batches = 0.0, 0
     for i in range(0, X.shape[0], batch_size):

@@ -7,9 +7,9 @@ the same checks on the CPU, to try their code where there is no GPU.
 * one epoch of the loop on the GPU gives the CPU's weights (float32 matrix products on the
   GPU do not use TF32 in PyTorch's defaults; only rounding differs);
 * a conv AE and a VAE train there, their state on the GPU, their losses falling;
-* precision='bfloat16' runs there with float32 weights and optimiser state;
-* an estimator fitted there saves and loads, and the loaded copy's outputs equal the fitted
-  one's (moved to the CPU).
+* precision='bfloat16' runs there: its products in bfloat16, weights and Adam's moments float32;
+* an estimator fitted there saves and loads: on the GPU as fitted, and with device='cpu' on
+  the CPU, both copies giving the fitted one's outputs.
 """
 
 import os
@@ -64,15 +64,25 @@ def test_conv_and_vae_train_on_the_gpu(kind):
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
-def test_bfloat16_on_the_gpu_keeps_float32_state():
+def test_bfloat16_on_the_gpu_keeps_float32_state(tmp_path):
     if DEVICE == "cuda" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bfloat16 arithmetic")
+    from safetensors.torch import load_file
+
     torch.manual_seed(0)
     X = _data()
     model = build_model(64, n_components=8, hidden_layer_sizes=(32,), activation="relu", loss="bce")
+    seen = []
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    first.register_forward_hook(lambda mod, inp, out: seen.append((out.dtype, out.device.type)))
+    checkpoint = tmp_path / "bf16.safetensors"
     history = train(model, X, TrainConfig(epochs=2, batch_size=64, seed=0, device=DEVICE, precision="bfloat16",
-                                          validation_fraction=0.0))
+                                          validation_fraction=0.0, checkpoint_path=str(checkpoint)))
+    assert (torch.bfloat16, torch.device(DEVICE).type) in seen  # the training products ran in bfloat16 there
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    moments = {k: v for k, v in load_file(checkpoint).items() if k.startswith("optim.") and v.is_floating_point()
+               and v.ndim > 0}
+    assert moments and all(v.dtype == torch.float32 for v in moments.values())  # Adam's m and v
     assert np.isfinite(history[-1]["loss"])
 
 
@@ -84,5 +94,9 @@ def test_an_estimator_fitted_on_the_gpu_saves_and_loads(tmp_path):
     assert isinstance(codes, np.ndarray) and codes.shape == (512, 4)
     path = aekit.save(est, tmp_path / "gpu.safetensors")
     loaded = aekit.load(path)
+    assert next(loaded.model_.parameters()).device.type == torch.device(DEVICE).type
     np.testing.assert_allclose(loaded.transform(X), codes, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loaded.inverse_transform(codes), est.inverse_transform(codes), rtol=1e-5, atol=1e-6)
+    on_cpu = aekit.load(path, device="cpu")
+    assert next(on_cpu.model_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(on_cpu.transform(X), codes, rtol=1e-4, atol=1e-5)
