@@ -14,7 +14,8 @@ Variants (batch 128 unless named):
   fused_adam_b512    fused Adam at batch 512 (4× fewer, larger matmuls; another optimisation
                      problem: changes results, so only ever opt-in)
 Also: the matmuls alone at batch 128 (each layer's forward, input-gradient and weight-gradient
-products timed in isolation, warm caches), the ceiling no loop at this batch can beat.
+products timed in isolation, warm caches; timed in every block beside the variants, median),
+the ceiling no loop at this batch can beat.
 
 ``--model conv``: the same variants but adam_in_backward on train_speed's convolutional
 autoencoder (CIFAR-10 images 3×32×32, channels 32-64, code 32, ReLU, squared error), whose
@@ -116,7 +117,7 @@ def main():
             steps[k](X[perm[start:start + b]])
         if k == "compiled_loss":
             compile_seconds = time.perf_counter() - t0
-    pos = 0
+    pos, floors = 0, []
     for _ in range(args.blocks):
         for k in kinds:
             b = 512 if k.endswith("b512") else 128
@@ -126,6 +127,8 @@ def main():
                 start = (pos + i * b) % (X.shape[0] - b)
                 steps[k](X[perm[start:start + b]])
             times[k].append((time.perf_counter() - t0) / n)
+        if not conv:  # the ceiling, in every block too: the same machine state as the steps beside it
+            floors.append(matmul_floor(128, repeat=20))
         pos += args.steps * 128
     median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     per_example = {k: median[k] / (512 if k.endswith("b512") else 128) for k in kinds}
@@ -148,7 +151,8 @@ def main():
         "compile_seconds": compile_seconds,
     }
     if not conv:
-        floor = matmul_floor(128)
+        floor = sorted(floors)[len(floors) // 2]
+        result["matmul_only_ms_per_step_b128_blocks"] = [1e3 * f for f in floors]
         computed = flops_per_example - 2 * NETWORK[0] * NETWORK[1]  # less the input gradient never formed
         result["matmul_only_ms_per_step_b128"] = 1e3 * floor
         result["matmul_only_fraction_of_peak_b128"] = flops_per_example * 128 / floor / peak  # the count
