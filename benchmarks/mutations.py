@@ -302,6 +302,11 @@ MUTATIONS = [
              "a model fitted on an absent GPU fails to load without saying that device='cpu' loads it",
              ("tests/test_io_hardening.py::test_a_gpu_fitted_model_without_a_gpu_needs_device_cpu",
               "tests/test_io_hardening.py::test_cli_loading_verbs_take_device")),
+    Mutation("load-device-not-reaching-members", "src/aekit/apps/anomaly.py",
+             "                params[\"device\"] = self.device\n",
+             "                pass\n",
+             "an AnomalyDetector loaded with device='cpu' rebuilds its members on the device they were fitted on",
+             ("tests/test_io_hardening.py::test_a_gpu_fitted_anomaly_detector_loads_its_members_on_the_cpu",)),
     # -- what benchmarks/contractive_speed.py's figures rest on ------------------------------
     Mutation("contractive-bench-plain-loss-no-penalty", "benchmarks/contractive_speed.py",
              "    return recon + LAMBDA * jac",

@@ -580,3 +580,20 @@ def test_cli_loading_verbs_take_device(gpu_fitted, X, tmp_path, capsys):
     assert "--device cpu" in capsys.readouterr().err
     assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out), "--device", "cpu"]) == 0
     assert np.load(out).shape == (5, 3)
+
+
+def test_a_gpu_fitted_anomaly_detector_loads_its_members_on_the_cpu(X, tmp_path):
+    """An AnomalyDetector saves each member's own parameters: device='cpu' must reach them."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: a cuda model loads here")
+    det = aekit.AnomalyDetector(n_components=3, hidden_layer_sizes=(8,), epochs=2, batch_size=64, n_estimators=2,
+                                random_state=0).fit(X)
+    det.set_params(device="cuda")
+    for member in det.estimators_:
+        member.set_params(device="cuda")
+    path = aekit.save(det, tmp_path / "det.safetensors")
+    with pytest.raises(ValueError, match="device='cpu'"):
+        aekit.load(path)
+    loaded = aekit.load(path, device="cpu")
+    assert all(m.device == "cpu" and next(m.model_.parameters()).device.type == "cpu" for m in loaded.estimators_)
+    np.testing.assert_allclose(loaded.score_samples(X), det.set_params(device="cpu").score_samples(X), rtol=1e-6)

@@ -273,6 +273,8 @@ class AnomalyDetector(OutlierMixin, AekitBase):
         self.estimators_ = []
         for i, m in enumerate(members):
             params = {k: tuple(v) if isinstance(v, list) else v for k, v in m["params"].items()}
+            if "device" in params:  # the members compute where the detector does (load(path, device=...) sets it)
+                params["device"] = self.device
             member = cls(**params)
             prefix = f"m{i}."
             member._set_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}, m["meta"])
