@@ -209,6 +209,9 @@ RESIGNED_EDITS = {
     "meta key unknown": dict(edit=_set("meta", "colour_", value="red")),
     "a weight retyped F32 -> I32": dict(edit_header=_retype_first_weight),
     "a weight reshaped": dict(edit_header=lambda h: h["code.linear.weight"].update(shape=[8, 3])),
+    "device a torch type aekit does not run on": dict(edit=_set("params", "device", value="mkldnn")),
+    "device not a device": dict(edit=_set("params", "device", value="tpu-9000")),
+    "device not a string": dict(edit=_set("params", "device", value=3)),
 }
 
 
@@ -538,11 +541,11 @@ def test_extra_header_entries_are_refused(saved, tmp_path):
 
 # -- where a loaded model computes ------------------------------------------------------------
 @pytest.fixture
-def gpu_fitted(X, tmp_path):
+def gpu_fitted(X, tmp_path, monkeypatch):
     """A file written as by a model fitted with device='cuda' (fitted here on the CPU, its
-    device parameter then set: the weights are the same either way)."""
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU: a cuda model loads here")
+    device parameter then set: the weights are the same either way), on a machine that has
+    no GPU (on one that has, CUDA is hidden from torch for the test)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     est = aekit.Autoencoder(n_components=3, hidden_layer_sizes=(8,), epochs=2, batch_size=64, random_state=0).fit(X)
     est.set_params(device="cuda")
     return est, aekit.save(est, tmp_path / "gpu.safetensors")
@@ -576,16 +579,19 @@ def test_cli_loading_verbs_take_device(gpu_fitted, X, tmp_path, capsys):
     rows = tmp_path / "rows.npy"
     np.save(rows, X[:5])
     out = tmp_path / "codes.npy"
-    assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out)]) != 0
-    assert "--device cpu" in capsys.readouterr().err
+    assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--device cpu" in err and len(err.splitlines()) == 1
+    assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "device must be" in err and len(err.splitlines()) == 1 and not out.exists()
     assert cli.main(["encode", "--model", str(path), "--input", str(rows), "--output", str(out), "--device", "cpu"]) == 0
     assert np.load(out).shape == (5, 3)
 
 
-def test_a_gpu_fitted_anomaly_detector_loads_its_members_on_the_cpu(X, tmp_path):
+def test_a_gpu_fitted_anomaly_detector_loads_its_members_on_the_cpu(X, tmp_path, monkeypatch):
     """An AnomalyDetector saves each member's own parameters: device='cpu' must reach them."""
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU: a cuda model loads here")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
     det = aekit.AnomalyDetector(n_components=3, hidden_layer_sizes=(8,), epochs=2, batch_size=64, n_estimators=2,
                                 random_state=0).fit(X)
     det.set_params(device="cuda")

@@ -158,9 +158,18 @@ def test_device_resolution():
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu-9000")
+    for other in ("meta", "mkldnn", "xpu"):  # torch devices aekit does not compute on
+        with pytest.raises(ValueError, match="device must be"):
+            resolve_device(other)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
+    with pytest.raises(ValueError, match="CUDA"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")  # one past the last GPU (or none at all)
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        with pytest.raises(ValueError, match="MPS"):
+            resolve_device("mps")
 
 
 def test_estimator_resume_via_checkpoint_path(tmp_path):

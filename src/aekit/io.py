@@ -258,7 +258,7 @@ def load(path, device: str | None = None):
     if isinstance(saved, str):
         try:
             resolve_device(saved)
-        except ValueError as exc:
+        except Exception as exc:  # whatever the saved string is, one ValueError naming the file
             raise ValueError(f"{path} was fitted with device={saved!r}, which this machine cannot use ({exc}); "
                              "load it with device='cpu' (aekit.load(path, device='cpu'); the CLI's --device cpu)."
                              ) from None

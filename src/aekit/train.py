@@ -67,21 +67,33 @@ TrainConfig = make_dataclass(
                "__module__": __name__})
 
 
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
 def resolve_device(device: str) -> torch.device:
-    """'auto' → CUDA, else Apple MPS, else CPU; other names are passed to torch."""
+    """'auto' → CUDA, else Apple MPS, else CPU; 'cpu', 'cuda', 'cuda:N' or 'mps' as named,
+    each checked to be present here (a ValueError says which is missing)."""
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    kind = device.split(":", 1)[0] if isinstance(device, str) else None
+    if kind not in ("cpu", "cuda", "mps"):  # before torch.device, which accepts (and warns on) many more
+        raise ValueError(f"device must be 'cpu', 'cuda', 'mps' or 'auto'; got {device!r}.")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError):
+    except (RuntimeError, TypeError, ValueError):
         raise ValueError(f"device must be 'cpu', 'cuda', 'mps' or 'auto'; got {device!r}.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but no CUDA GPU is available; use device='auto' or 'cpu'.")
+        raise ValueError(f"device={device!r} was asked for but no CUDA GPU is available; use device='auto' or 'cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+                         "GPU(s); use device='cuda' or 'cpu'.")
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(f"device={device!r} was asked for but no Apple GPU (MPS) is available; use device='auto' or "
+                         "'cpu'.")
     return dev
 
 
