@@ -14,7 +14,8 @@ Variants (batch 128 unless named):
   fused_adam_b512    fused Adam at batch 512 (4× fewer, larger matmuls; another optimisation
                      problem: changes results, so only ever opt-in)
 Also: the matmuls alone at batch 128 (each layer's forward, input-gradient and weight-gradient
-products timed in isolation, warm caches; timed in every block beside the variants, median),
+products timed in isolation, warm caches; timed in every block beside the variants, at a
+place that moves round the block; median),
 the ceiling no loop at this batch can beat.
 
 ``--model conv``: the same variants but adam_in_backward on train_speed's convolutional
@@ -27,6 +28,7 @@ FLOPs are counted per layer; no matmul-only ceiling (the convolutions are oneDNN
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -118,8 +120,14 @@ def main():
         if k == "compiled_loss":
             compile_seconds = time.perf_counter() - t0
     pos, floors = 0, []
-    for _ in range(args.blocks):
-        for k in kinds:
+    # the ceiling is timed in every block too (the same machine state as the steps beside it),
+    # its place in the block moving round so that it follows a different variant each time
+    turn = kinds + ([] if conv else ["ceiling"])
+    for block in range(args.blocks):
+        for k in turn[block % len(turn):] + turn[:block % len(turn)]:
+            if k == "ceiling":
+                floors.append(matmul_floor(128, repeat=20))
+                continue
             b = 512 if k.endswith("b512") else 128
             n = args.steps if b == 128 else max(1, args.steps // 4)
             t0 = time.perf_counter()
@@ -127,10 +135,8 @@ def main():
                 start = (pos + i * b) % (X.shape[0] - b)
                 steps[k](X[perm[start:start + b]])
             times[k].append((time.perf_counter() - t0) / n)
-        if not conv:  # the ceiling, in every block too: the same machine state as the steps beside it
-            floors.append(matmul_floor(128, repeat=20))
         pos += args.steps * 128
-    median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
     per_example = {k: median[k] / (512 if k.endswith("b512") else 128) for k in kinds}
     flops_per_example = conv_flops(1) if conv else mlp_flops(NETWORK, 1)
     peaks = [peak, matmul_peak()]  # the machine's state drifts: measured before and after, the best counts
@@ -139,8 +145,9 @@ def main():
         "benchmark": "speed_candidates", "model": args.model, "machine": machine_info(),
         "threads": args.threads, "matmul_peak_gflops": peak / 1e9,
         "matmul_peak_gflops_measurements": [p / 1e9 for p in peaks],
-        "flop_count": "2 per multiply-add, every layer's product ×3 with the backward (the issue's 1.02 TFLOP per "
-                      "Hinton epoch), although a step never forms the first layer's input gradient",
+        "flop_count": ("2 per multiply-add, each layer's product ×3 with the backward (train_speed.conv_flops)"
+                       if conv else "2 per multiply-add, every layer's product ×3 with the backward (the issue's "
+                       "1.02 TFLOP per Hinton epoch), although a step never forms the first layer's input gradient"),
         "network": {"image_shape": list(IMAGE), "conv": "train_speed.plain_conv_model"} if conv else NETWORK,
         "blocks": args.blocks, "steps_per_block": args.steps,
         "median_ms_per_step": {k: 1e3 * v for k, v in median.items()},
@@ -151,7 +158,7 @@ def main():
         "compile_seconds": compile_seconds,
     }
     if not conv:
-        floor = sorted(floors)[len(floors) // 2]
+        floor = statistics.median(floors)
         result["matmul_only_ms_per_step_b128_blocks"] = [1e3 * f for f in floors]
         computed = flops_per_example - 2 * NETWORK[0] * NETWORK[1]  # less the input gradient never formed
         result["matmul_only_ms_per_step_b128"] = 1e3 * floor
