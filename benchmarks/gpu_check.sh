@@ -3,7 +3,7 @@
 # PyTorch with CUDA and every package aekit needs; aekit itself runs from src/).
 #
 # Here, once:   mkdir -p .data && cp -r ../shared/data/mnist ../shared/data/cifar10-subset .data/
-#               echo /.data/ >> .git/info/exclude          (25 MB; the working tree travels, ../shared does not)
+#               (25 MB; .gitignore leaves .data/ out, so it travels only when carried; ../shared never does)
 # Then:         run(command="bash benchmarks/gpu_check.sh", carry=[".data"], timeout_s=540)
 #
 # It prints the GPU, runs tests/test_cuda.py on it, then benchmarks/mixed_precision.py
