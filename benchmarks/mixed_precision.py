@@ -32,28 +32,14 @@ import argparse
 import copy
 import dataclasses
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from _common import device_matmul_peak, gpu_info, load_mnist, machine_info, mlp_flops, sync, write_result
 from train_speed import (SIZES, _clock, _since, aekit_conv_model, aekit_model, conv_flops, copy_linears,
-                         copy_parameters, load_cifar, matmul_peaks, mean_bce, plain_conv_epoch, plain_conv_model,
+                         copy_parameters, load_cifar, mean_bce, plain_conv_epoch, plain_conv_model,
                          plain_epoch, plain_model)
-
-
-def bf16_matmul_peak(n: int = 2048, repeat: int = 10) -> float:
-    """The bfloat16 matmul rate (n × n by n × n, float32 accumulation inside), best of ``repeat``, by wall time."""
-    a, b = torch.randn(n, n).bfloat16(), torch.randn(n, n).bfloat16()
-    for _ in range(2):
-        torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best
 
 
 class _EpochByEpoch:
@@ -206,21 +192,18 @@ def main():
     torch.set_num_threads(args.threads)
     X = torch.from_numpy(load_mnist().X_train).to(device)
 
-    def peaks():
-        if device.type == "cpu":  # as before: by wall time of 2048² products
-            return matmul_peaks()[0], bf16_matmul_peak()
+    def peaks():  # (float32, bfloat16), by wall time: 2048² products on a CPU, 8192² on a GPU
         return device_matmul_peak(device, torch.float32), device_matmul_peak(device, torch.bfloat16)
 
-    peaks32, peaks16 = map(list, zip(peaks()))
+    samples = [peaks()]  # between the parts: the machine's state drifts
     parts = {}
     with tempfile.TemporaryDirectory() as tmp:
         for act in ("sigmoid", "relu"):
             parts[act] = mlp_four_ways(X, args.epochs, args.batch_size, act, Path(tmp))
-            for lst, pk in zip((peaks32, peaks16), peaks()):
-                lst.append(pk)
+            samples.append(peaks())
         parts["conv"] = conv_four_ways(load_cifar().to(device), args.conv_epochs, args.batch_size, Path(tmp))
-    for lst, pk in zip((peaks32, peaks16), peaks()):
-        lst.append(pk)
+    samples.append(peaks())
+    peaks32, peaks16 = [s[0] for s in samples], [s[1] for s in samples]
     peak32, peak16 = max(peaks32), max(peaks16)
     flops = mlp_flops(SIZES + SIZES[::-1][1:], X.shape[0])
     for act in ("sigmoid", "relu"):

@@ -15,8 +15,7 @@ Variants (batch 128 unless named):
                      problem: changes results, so only ever opt-in)
 Also: the matmuls alone at batch 128 (each layer's forward, input-gradient and weight-gradient
 products timed in isolation, warm caches; timed in every block beside the variants, at a
-place that moves round the block; median),
-the ceiling no loop at this batch can beat.
+place that moves round the block; median), the ceiling no loop at this batch can beat.
 
 ``--model conv``: the same variants but adam_in_backward on train_speed's convolutional
 autoencoder (CIFAR-10 images 3×32×32, channels 32-64, code 32, ReLU, squared error), whose
@@ -38,6 +37,10 @@ from _common import load_mnist, machine_info, matmul_peak, mlp_flops, write_resu
 from train_speed import IMAGE, SIZES, conv_flops, load_cifar, plain_conv_model, plain_model
 
 NETWORK = SIZES + SIZES[::-1][1:]
+
+
+def batch_of(kind: str) -> int:
+    return 512 if kind.endswith("b512") else 128
 
 
 def make_variant(kind: str, net: str = "mlp"):
@@ -112,7 +115,7 @@ def main():
     perm = torch.randperm(X.shape[0], generator=gen)
     for k in kinds:
         steps[k] = make_variant(k.replace("_b512", ""), args.model)
-        b = 512 if k.endswith("b512") else 128
+        b = batch_of(k)
         t0 = time.perf_counter()
         for i in range(10):  # warm-up (and compilation), wrapping round the rows as the timed blocks do
             start = (i * b) % (X.shape[0] - b)
@@ -128,7 +131,7 @@ def main():
             if k == "ceiling":
                 floors.append(matmul_floor(128, repeat=20))
                 continue
-            b = 512 if k.endswith("b512") else 128
+            b = batch_of(k)
             n = args.steps if b == 128 else max(1, args.steps // 4)
             t0 = time.perf_counter()
             for i in range(n):
@@ -137,7 +140,7 @@ def main():
             times[k].append((time.perf_counter() - t0) / n)
         pos += args.steps * 128
     median = {k: statistics.median(v) for k, v in times.items()}
-    per_example = {k: median[k] / (512 if k.endswith("b512") else 128) for k in kinds}
+    per_example = {k: median[k] / batch_of(k) for k in kinds}
     flops_per_example = conv_flops(1) if conv else mlp_flops(NETWORK, 1)
     peaks = [peak, matmul_peak()]  # the machine's state drifts: measured before and after, the best counts
     peak = max(peaks)
